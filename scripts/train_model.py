@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Train the bundled default model and write models/breast-cancer/ (model.onnx, model.json, samples.csv).
+
+Reproducible: scikit-learn's bundled breast-cancer data (no download), a stratified 80/20 split with
+seed 42, pinned library versions (scripts/requirements-train.txt) and a fixed trained-at timestamp, so
+running it again gives the same bytes. Usage:
+
+    python3 -m venv .venv && .venv/bin/pip install -r scripts/requirements-train.txt
+    .venv/bin/python scripts/train_model.py [--out models/breast-cancer] [--trained-at 2026-11-21T00:00:00Z]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from skl2onnx import convert_sklearn
+from skl2onnx.common.data_types import FloatTensorType
+from sklearn.datasets import load_breast_cancer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+SEED = 42
+NAME = "breast-cancer"
+VERSION = "1.0.0"
+# When this bundle was trained. Fixed so the bundle reproduces exactly; pass --trained-at to retrain "now".
+TRAINED_AT = "2026-11-21T00:00:00Z"
+N_BINS = 10
+
+
+def quantile_bins(column: np.ndarray) -> tuple[list[float], list[float]]:
+    """Ten bins cut at the training deciles.
+
+    `edges` holds each bin's inclusive upper edge (the 10%, 20%, ..., 90% quantiles and the maximum):
+    bin i takes x with edges[i-1] < x <= edges[i]; values below the first edge fall in bin 0 and values
+    above the last edge in the last bin. `fractions` is the share of training rows in each bin, computed
+    with the same rule, so it reflects ties (a feature with many zeros has empty bins).
+    """
+    edges = np.quantile(column, np.linspace(0.1, 1.0, N_BINS)).tolist()
+    idx = np.searchsorted(np.asarray(edges), column, side="left")
+    idx = np.minimum(idx, N_BINS - 1)
+    counts = np.bincount(idx, minlength=N_BINS)
+    fractions = (counts / len(column)).tolist()
+    return [float(e) for e in edges], [float(f) for f in fractions]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "models" / NAME))
+    parser.add_argument("--trained-at", default=TRAINED_AT)
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    data = load_breast_cancer()
+    features = [str(f) for f in data.feature_names]
+    classes = [str(c) for c in data.target_names]  # ["malignant", "benign"]
+    x_train, x_test, y_train, y_test = train_test_split(
+        data.data, data.target, test_size=0.2, random_state=SEED, stratify=data.target
+    )
+
+    clf = RandomForestClassifier(n_estimators=100, max_depth=8, random_state=SEED)
+    pipe = Pipeline([("scaler", StandardScaler()), ("clf", clf)])
+    pipe.fit(x_train, y_train)
+
+    onx = convert_sklearn(
+        pipe,
+        initial_types=[("input", FloatTensorType([None, len(features)]))],
+        options={id(clf): {"zipmap": False}},
+    )
+    onx.graph.name = NAME  # skl2onnx names the graph with a random uuid; fix it for reproducibility
+    model_bytes = onx.SerializeToString()
+    (out / "model.onnx").write_bytes(model_bytes)
+
+    # Validation scores come from ONNX Runtime on float32 input: exactly what the API serves.
+    sess = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    labels, probs = sess.run(["label", "probabilities"], {"input": x_test.astype(np.float32)})
+    scores = {
+        "accuracy": accuracy_score(y_test, labels),
+        "precision": precision_score(y_test, labels),
+        "recall": recall_score(y_test, labels),
+        "f1": f1_score(y_test, labels),
+        "roc_auc": roc_auc_score(y_test, probs[:, 1]),
+    }
+
+    stats = []
+    for j, name in enumerate(features):
+        col = x_train[:, j]
+        edges, fractions = quantile_bins(col)
+        stats.append(
+            {
+                "name": name,
+                "mean": float(col.mean()),
+                "std": float(col.std()),
+                "min": float(col.min()),
+                "max": float(col.max()),
+                "bin_edges": edges,
+                "bin_fractions": fractions,
+            }
+        )
+
+    manifest = {
+        "format_version": 1,
+        "name": NAME,
+        "version": VERSION,
+        "trained_at": args.trained_at,
+        "task": "binary-classification",
+        "framework": "scikit-learn Pipeline(StandardScaler, RandomForestClassifier) -> skl2onnx",
+        "input": {"name": "input", "dtype": "float32", "shape": [None, len(features)]},
+        "outputs": {"label": "label", "probabilities": "probabilities"},
+        "features": features,
+        "classes": classes,
+        "positive_class": classes[1],
+        "validation": {
+            "split": "stratified 20% hold-out, seed 42",
+            "rows": int(len(y_test)),
+            "scores": {k: round(float(v), 6) for k, v in scores.items()},
+        },
+        "training": {"rows": int(len(y_train)), "feature_stats": stats},
+        "artifacts": {"model.onnx": {"sha256": hashlib.sha256(model_bytes).hexdigest(), "bytes": len(model_bytes)}},
+    }
+    (out / "model.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+    with (out / "samples.csv").open("w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(features + ["label"])
+        for row, y in zip(x_test, y_test):
+            w.writerow([repr(float(v)) for v in row] + [classes[int(y)]])
+
+    print(f"wrote {out}: accuracy={scores['accuracy']:.4f} roc_auc={scores['roc_auc']:.4f} sha256={manifest['artifacts']['model.onnx']['sha256']}")
+
+
+if __name__ == "__main__":
+    main()
