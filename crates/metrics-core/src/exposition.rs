@@ -1,0 +1,25 @@
+//! OpenMetrics text exposition of a registry.
+
+use actix_web::{HttpResponse, web};
+use prometheus_client::registry::Registry;
+
+/// The content type of OpenMetrics text, understood by Prometheus 2.x and 3.x.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Renders the whole registry, ending with `# EOF`.
+pub fn render(registry: &Registry) -> String {
+    let mut body = String::with_capacity(16 * 1024);
+    // Writing into a String cannot fail; an encoding error would be a bug in a metric's encoder.
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, registry) {
+        tracing::error!(error.message = %e, "encoding metrics failed");
+    }
+    body
+}
+
+/// `GET /metrics` for actix-web: `App::new().app_data(web::Data::from(registry)).route("/metrics", web::get().to(metrics_endpoint))`.
+pub async fn metrics_endpoint(registry: web::Data<Registry>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(OPENMETRICS_CONTENT_TYPE)
+        .body(render(&registry))
+}

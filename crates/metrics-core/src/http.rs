@@ -1,0 +1,305 @@
+//! HTTP request metrics, request ids and the access log, as one actix-web middleware.
+//!
+//! Every request is counted by **route template** (`/predict`, never a raw path; anything the
+//! router did not match is `route="unmatched"`), so no request can create a new series. The same
+//! middleware gives each request an id (an incoming `X-Request-Id` if it is sane, else a new UUID),
+//! returns it in the `X-Request-Id` response header, and writes exactly one log line when the
+//! request ends. Handlers add their own fields to that line through [`LogFields`].
+
+use crate::buckets::{Buckets, HistogramFamily};
+use crate::labels::Method;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use futures_util::future::{LocalBoxFuture, Ready, ready};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+/// The route label of requests no route matched.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: Arc<str>,
+    pub method: Method,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: Arc<str>,
+    pub method: Method,
+}
+
+/// `<prefix>_http_requests_total`, `<prefix>_http_request_duration_seconds`,
+/// `<prefix>_http_requests_in_flight`.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    requests: Family<RequestLabels, Counter>,
+    duration: HistogramFamily<RouteLabels>,
+    in_flight: Gauge,
+}
+
+impl HttpMetrics {
+    /// Registers the HTTP metrics in `registry` (give it a prefixed sub-registry).
+    pub fn new(registry: &mut Registry, latency_buckets: &[f64]) -> Self {
+        let metrics = Self {
+            requests: Family::default(),
+            duration: Buckets::new(latency_buckets).family(),
+            in_flight: Gauge::default(),
+        };
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route template, method and status",
+            metrics.requests.clone(),
+        );
+        registry.register_with_unit(
+            "http_request_duration",
+            "Time from receiving a request to having its response ready, by route template",
+            Unit::Seconds,
+            metrics.duration.clone(),
+        );
+        registry.register(
+            "http_requests_in_flight",
+            "HTTP requests being processed right now",
+            metrics.in_flight.clone(),
+        );
+        metrics
+    }
+
+    fn observe(&self, route: Arc<str>, method: Method, status: u16, seconds: f64) {
+        self.duration
+            .get_or_create(&RouteLabels {
+                route: route.clone(),
+                method,
+            })
+            .observe(seconds);
+        self.requests
+            .get_or_create(&RequestLabels {
+                route,
+                method,
+                status,
+            })
+            .inc();
+    }
+}
+
+/// The route template that matches `req`'s path (`/items/{id}`), or [`UNMATCHED_ROUTE`].
+/// Works before and after routing, so middleware and handlers agree on the label.
+pub fn route_template(req: &HttpRequest) -> Arc<str> {
+    match req.resource_map().match_pattern(req.path()) {
+        Some(p) => Arc::from(p),
+        None => Arc::from(UNMATCHED_ROUTE),
+    }
+}
+
+/// The id of the current request; extract it in a handler (`id: RequestId`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestId(pub Arc<str>);
+
+impl RequestId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn from_header(value: Option<&HeaderValue>) -> Self {
+        let incoming = value
+            .and_then(|v| v.to_str().ok())
+            .filter(|s| is_sane_request_id(s));
+        match incoming {
+            Some(s) => RequestId(Arc::from(s)),
+            None => RequestId(Arc::from(uuid::Uuid::new_v4().simple().to_string())),
+        }
+    }
+}
+
+fn is_sane_request_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_REQUEST_ID_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
+impl FromRequest for RequestId {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let id = req.extensions().get::<RequestId>().cloned();
+        // Without the middleware there is no id yet: make one rather than fail the request.
+        ready(Ok(id.unwrap_or_else(|| RequestId::from_header(None))))
+    }
+}
+
+/// Extra fields for the access-log line, set by handlers that serve a model:
+/// `req.extensions_mut().insert(LogFields { .. })`.
+#[derive(Clone, Debug, Default)]
+pub struct LogFields {
+    pub model: Option<Arc<str>>,
+    pub rows: Option<usize>,
+}
+
+/// The middleware: `App::new().wrap(ObserveHttp::new(metrics))`.
+#[derive(Clone)]
+pub struct ObserveHttp {
+    metrics: Rc<HttpMetrics>,
+}
+
+impl ObserveHttp {
+    pub fn new(metrics: HttpMetrics) -> Self {
+        Self {
+            metrics: Rc::new(metrics),
+        }
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for ObserveHttp
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Transform = ObserveHttpService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(ObserveHttpService {
+            service: Rc::new(service),
+            metrics: self.metrics.clone(),
+        }))
+    }
+}
+
+pub struct ObserveHttpService<S> {
+    service: Rc<S>,
+    metrics: Rc<HttpMetrics>,
+}
+
+/// Decrements the in-flight gauge however the request ends (also when the client goes away).
+struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl<S, B> Service<ServiceRequest> for ObserveHttpService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let start = Instant::now();
+        let metrics = self.metrics.clone();
+        metrics.in_flight.inc();
+        let in_flight = InFlight(metrics.in_flight.clone());
+        let id = RequestId::from_header(req.headers().get(REQUEST_ID_HEADER));
+        req.extensions_mut().insert(id.clone());
+        let route = route_template(req.request());
+        let method = Method::from(req.method());
+        let service = self.service.clone();
+
+        Box::pin(async move {
+            let result = service.call(req).await;
+            let status = match &result {
+                Ok(res) => res.status(),
+                Err(e) => e.as_response_error().status_code(),
+            };
+            let elapsed = start.elapsed().as_secs_f64();
+            metrics.observe(route.clone(), method, status.as_u16(), elapsed);
+            drop(in_flight);
+
+            let fields = match &result {
+                Ok(res) => res.request().extensions().get::<LogFields>().cloned(),
+                Err(_) => None,
+            }
+            .unwrap_or_default();
+            tracing::info!(
+                request_id = %id.0,
+                method = method.as_str(),
+                route = %route,
+                status = status.as_u16(),
+                latency_seconds = elapsed,
+                model = fields.model.as_deref(),
+                rows = fields.rows,
+                "request completed"
+            );
+
+            let mut res = result?;
+            if let Ok(v) = HeaderValue::from_str(&id.0) {
+                res.headers_mut().insert(REQUEST_ID_HEADER, v);
+            }
+            Ok(res)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::{App, HttpResponse, test as atest, web};
+
+    #[test]
+    fn request_ids_are_accepted_only_when_sane() {
+        assert!(is_sane_request_id("abc-123_x.y:z"));
+        assert!(!is_sane_request_id(""));
+        assert!(!is_sane_request_id("has space"));
+        assert!(!is_sane_request_id(&"a".repeat(MAX_REQUEST_ID_LEN + 1)));
+    }
+
+    #[actix_web::test]
+    async fn counts_by_route_template_and_echoes_the_request_id() {
+        let mut registry = Registry::default();
+        let metrics = HttpMetrics::new(&mut registry, crate::buckets::HTTP_LATENCY_SECONDS);
+        let app = atest::init_service(App::new().wrap(ObserveHttp::new(metrics)).route(
+            "/items/{id}",
+            web::get().to(|id: RequestId| async move { HttpResponse::Ok().body(id.0.to_string()) }),
+        ))
+        .await;
+
+        let req = atest::TestRequest::get()
+            .uri("/items/42")
+            .insert_header(("x-request-id", "given-1"))
+            .to_request();
+        let res = atest::call_service(&app, req).await;
+        assert_eq!(
+            res.headers().get("x-request-id").map(|v| v.to_str().ok()),
+            Some(Some("given-1"))
+        );
+        assert_eq!(atest::read_body(res).await, "given-1");
+        for path in ["/items/7", "/nope/1", "/nope/2"] {
+            atest::call_service(&app, atest::TestRequest::get().uri(path).to_request()).await;
+        }
+
+        let text = crate::exposition::render(&registry);
+        assert!(
+            text.contains(
+                r#"http_requests_total{route="/items/{id}",method="GET",status="200"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"http_requests_total{route="unmatched",method="GET",status="404"} 2"#),
+            "{text}"
+        );
+        assert!(text.contains("http_requests_in_flight 0"), "{text}");
+        assert!(!text.contains("/nope"), "{text}");
+    }
+}

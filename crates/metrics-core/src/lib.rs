@@ -1,0 +1,21 @@
+//! Observability shared by every modelwatch service, and nothing else: no business logic lives here.
+//!
+//! - [`buckets`]: named histogram bucket sets, declared once.
+//! - [`labels`]: typed label values shared across services.
+//! - [`http`]: HTTP request metrics by route template, request ids and the one-line access log.
+//! - [`exposition`]: rendering a registry as OpenMetrics text and serving `GET /metrics`.
+//! - [`process`]: `process_*` metrics read from `/proc/self`.
+//! - [`build_info`]: the `<prefix>_build_info` metric.
+//! - [`telemetry`]: bunyan JSON logging setup.
+//! - [`health`]: a tiny HTTP probe for `<binary> healthcheck` in slim containers.
+
+pub mod buckets;
+pub mod build_info;
+pub mod exposition;
+pub mod health;
+pub mod http;
+pub mod labels;
+pub mod process;
+pub mod telemetry;
+
+pub use prometheus_client;
