@@ -1,0 +1,243 @@
+//! `model_artifacts`: when each file of each model bundle was last modified, how large it is, and
+//! what the bundle's manifest (`model.json`) says about the model. Read at scrape time (a few
+//! `stat` calls and one small JSON file per bundle), so a replaced file shows at the next scrape.
+//!
+//! A bundle that cannot be read completely exports nothing at all: no stale and no partial values.
+
+use super::{CollectError, Collector, Samples};
+use prometheus_client::registry::Unit;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const MANIFEST: &str = "model.json";
+
+pub struct ModelArtifactsCollector {
+    bundles: Vec<PathBuf>,
+}
+
+impl ModelArtifactsCollector {
+    pub fn new(bundles: Vec<PathBuf>) -> Self {
+        Self { bundles }
+    }
+}
+
+/// The fields of `model.json` the exporter uses; other fields are ignored.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    /// RFC 3339, e.g. `2026-11-21T00:00:00Z`.
+    pub trained_at: String,
+}
+
+impl Manifest {
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let manifest: Manifest = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        if manifest.name.trim().is_empty() {
+            return Err("`name` is empty".into());
+        }
+        manifest.trained_timestamp_seconds()?;
+        Ok(manifest)
+    }
+
+    /// `trained_at` as seconds since the Unix epoch, with sub-second precision.
+    pub fn trained_timestamp_seconds(&self) -> Result<f64, String> {
+        let t = time::OffsetDateTime::parse(
+            &self.trained_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map_err(|e| format!("`trained_at` {:?} is not RFC 3339: {e}", self.trained_at))?;
+        Ok(t.unix_timestamp_nanos() as f64 / 1e9)
+    }
+}
+
+/// Seconds since the Unix epoch, with sub-second precision (negative before 1970).
+fn unix_seconds(t: SystemTime) -> f64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    }
+}
+
+/// Reads one bundle completely, or not at all.
+fn read_bundle(dir: &Path, seen_models: &[String]) -> Result<(String, Samples), String> {
+    let manifest_path = dir.join(MANIFEST);
+    let json = std::fs::read_to_string(&manifest_path)
+        .map_err(|e| format!("cannot read {}: {e}", manifest_path.display()))?;
+    let manifest = Manifest::parse(&json).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    if seen_models.contains(&manifest.name) {
+        return Err(format!(
+            "{}: model name {:?} is already used by another bundle",
+            manifest_path.display(),
+            manifest.name
+        ));
+    }
+    let mut entries: Vec<(String, std::fs::Metadata)> = Vec::new();
+    let listing =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    for entry in listing {
+        let entry = entry.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue; // hidden files: editors' swap files, half-written temporary copies
+        }
+        // `metadata` follows symlinks, so a bundle of links (Kubernetes ConfigMaps) works.
+        let meta = std::fs::metadata(entry.path())
+            .map_err(|e| format!("cannot stat {}: {e}", entry.path().display()))?;
+        if meta.is_file() {
+            entries.push((name, meta));
+        }
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let mut out = Samples::default();
+    let model = manifest.name.clone();
+    for (artifact, meta) in &entries {
+        let modified = meta
+            .modified()
+            .map_err(|e| format!("no modification time for {artifact}: {e}"))?;
+        out.gauge(
+            "model_artifact_modified_timestamp",
+            "Last modification time of a file of a model bundle, in seconds since the Unix epoch",
+            Some(Unit::Seconds),
+            vec![("model", model.clone()), ("artifact", artifact.clone())],
+            unix_seconds(modified),
+        );
+    }
+    for (artifact, meta) in &entries {
+        out.gauge(
+            "model_artifact_size",
+            "Size of a file of a model bundle",
+            Some(Unit::Bytes),
+            vec![("model", model.clone()), ("artifact", artifact.clone())],
+            meta.len() as f64,
+        );
+    }
+    out.gauge(
+        "model_trained_timestamp",
+        "When the model was trained (manifest `trained_at`), in seconds since the Unix epoch",
+        Some(Unit::Seconds),
+        vec![("model", model.clone())],
+        manifest.trained_timestamp_seconds()?,
+    );
+    out.info(
+        "model",
+        "The deployed model and its version (manifest `name`, `version`)",
+        vec![("model", model.clone()), ("version", manifest.version)],
+    );
+    Ok((model, out))
+}
+
+impl Collector for ModelArtifactsCollector {
+    fn name(&self) -> &'static str {
+        "model_artifacts"
+    }
+
+    fn collect(&self, out: &mut Samples) -> Result<(), CollectError> {
+        let mut errors = Vec::new();
+        let mut models = Vec::new();
+        for dir in &self.bundles {
+            match read_bundle(dir, &models) {
+                Ok((model, samples)) => {
+                    models.push(model);
+                    out.append(samples);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(CollectError::new(errors.join("; ")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST_FIXTURE: &str = r#"{
+        "format_version": 1,
+        "name": "breast-cancer",
+        "version": "1.0.0",
+        "trained_at": "2026-11-21T00:00:00Z",
+        "features": ["mean radius"]
+    }"#;
+
+    #[test]
+    fn parses_the_manifest_fields_it_needs() {
+        let m = Manifest::parse(MANIFEST_FIXTURE).expect("valid manifest");
+        assert_eq!(m.name, "breast-cancer");
+        assert_eq!(m.version, "1.0.0");
+        assert_eq!(m.trained_timestamp_seconds(), Ok(1_795_219_200.0));
+    }
+
+    #[test]
+    fn trained_at_keeps_offsets_and_fractions() {
+        let m = Manifest {
+            name: "m".into(),
+            version: "1".into(),
+            trained_at: "2026-11-21T01:00:00.5+01:00".into(),
+        };
+        assert_eq!(m.trained_timestamp_seconds(), Ok(1_795_219_200.5));
+    }
+
+    #[test]
+    fn rejects_bad_manifests() {
+        assert!(Manifest::parse("{}").is_err());
+        assert!(Manifest::parse(r#"{"name":"","version":"1","trained_at":"2026-11-21T00:00:00Z"}"#).is_err());
+        let err = Manifest::parse(r#"{"name":"m","version":"1","trained_at":"yesterday"}"#)
+            .expect_err("not RFC 3339");
+        assert!(err.contains("yesterday"), "{err}");
+    }
+
+    fn bundle(manifest: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("model.json"), manifest).expect("write");
+        std::fs::write(dir.path().join("model.onnx"), b"0123456789").expect("write");
+        std::fs::write(dir.path().join(".model.onnx.swp"), b"x").expect("write");
+        std::fs::create_dir(dir.path().join("subdir")).expect("mkdir");
+        dir
+    }
+
+    #[test]
+    fn reports_each_regular_file_and_the_manifest() {
+        let dir = bundle(MANIFEST_FIXTURE);
+        let collector = ModelArtifactsCollector::new(vec![dir.path().to_path_buf()]);
+        let mut out = Samples::default();
+        collector.collect(&mut out).expect("readable bundle");
+        let labels = |a: &'static str| [("model", "breast-cancer"), ("artifact", a)];
+        assert_eq!(out.value("model_artifact_size", &labels("model.onnx")), Some(10.0));
+        assert!(out.value("model_artifact_size", &labels("model.json")).is_some());
+        assert_eq!(out.families()[1].samples.len(), 2, "hidden files and dirs skipped");
+        assert_eq!(
+            out.value("model_trained_timestamp", &[("model", "breast-cancer")]),
+            Some(1_795_219_200.0)
+        );
+        assert_eq!(
+            out.value("model", &[("model", "breast-cancer"), ("version", "1.0.0")]),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn a_broken_bundle_exports_nothing_and_the_good_one_everything() {
+        let good = bundle(MANIFEST_FIXTURE);
+        let broken = bundle(r#"{"name":"other","version":"1","trained_at":"never"}"#);
+        let duplicate = bundle(MANIFEST_FIXTURE);
+        let collector = ModelArtifactsCollector::new(vec![
+            good.path().to_path_buf(),
+            broken.path().to_path_buf(),
+            duplicate.path().to_path_buf(),
+        ]);
+        let mut out = Samples::default();
+        let err = collector.collect(&mut out).expect_err("broken bundle");
+        assert!(err.0.contains("never") && err.0.contains("already used"), "{err}");
+        assert_eq!(out.value("model_trained_timestamp", &[("model", "other")]), None);
+        assert_eq!(out.families()[0].samples.len(), 2, "only the good bundle");
+    }
+}

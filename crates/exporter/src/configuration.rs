@@ -1,0 +1,212 @@
+//! Typed settings: embedded `configuration/base.yaml`, then `<APP_ENVIRONMENT>.yaml`
+//! (`local` by default), then `APP_…` environment variables (`APP_SERVER__PORT=9200`,
+//! `APP_COLLECTORS__MODEL_BUNDLES=/models/a,/models/b`).
+
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const BASE: &str = include_str!("../configuration/base.yaml");
+const LOCAL: &str = include_str!("../configuration/local.yaml");
+const PRODUCTION: &str = include_str!("../configuration/production.yaml");
+
+/// Keys whose environment values are comma-separated lists.
+const LIST_KEYS: [&str; 2] = ["collectors.model_bundles", "collectors.mountpoints"];
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub collectors: CollectorSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub workers: usize,
+    pub shutdown_timeout_seconds: u64,
+}
+
+impl ServerSettings {
+    /// The address a local probe should connect to: the configured host, or loopback when the
+    /// server listens on every interface.
+    pub fn probe_host(&self) -> &str {
+        match self.host.as_str() {
+            "0.0.0.0" | "" => "127.0.0.1",
+            "::" | "[::]" => "::1",
+            host => host,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct CollectorSettings {
+    pub sampling_interval_seconds: f64,
+    pub model_bundles: Vec<PathBuf>,
+    pub mountpoints: Vec<MountPoint>,
+    pub watch_model_filesystems: bool,
+}
+
+impl CollectorSettings {
+    /// The CPU sampling interval, at least 100 ms.
+    pub fn sampling_interval(&self) -> Duration {
+        Duration::try_from_secs_f64(self.sampling_interval_seconds)
+            .unwrap_or(Duration::from_secs(5))
+            .max(Duration::from_millis(100))
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct LogSettings {
+    pub level: String,
+}
+
+/// A filesystem to report: statvfs of `path`, exported as `mountpoint="<label>"`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "MountPointSpec")]
+pub struct MountPoint {
+    pub path: PathBuf,
+    pub label: String,
+}
+
+/// `"/"`, `"/host/root=/"`, or `{ path: /host/root, label: / }`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MountPointSpec {
+    Short(String),
+    Long { path: PathBuf, label: Option<String> },
+}
+
+impl TryFrom<MountPointSpec> for MountPoint {
+    type Error = String;
+
+    fn try_from(spec: MountPointSpec) -> Result<Self, Self::Error> {
+        let (path, label) = match spec {
+            MountPointSpec::Short(s) => match s.split_once('=') {
+                Some((path, label)) => (PathBuf::from(path.trim()), Some(label.trim().to_owned())),
+                None => (PathBuf::from(s.trim()), None),
+            },
+            MountPointSpec::Long { path, label } => (path, label),
+        };
+        if path.as_os_str().is_empty() {
+            return Err("a mount point needs a path".into());
+        }
+        let label = label
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| path.display().to_string());
+        Ok(Self { path, label })
+    }
+}
+
+impl Settings {
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.shutdown_timeout_seconds)
+    }
+}
+
+/// Where the settings run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Environment {
+    Local,
+    Production,
+}
+
+impl TryFrom<String> for Environment {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        match s.to_lowercase().as_str() {
+            "local" => Ok(Self::Local),
+            "production" => Ok(Self::Production),
+            other => Err(format!(
+                "APP_ENVIRONMENT={other:?} is neither `local` nor `production`"
+            )),
+        }
+    }
+}
+
+/// Reads the settings for `APP_ENVIRONMENT` (default `local`) with `APP_` overrides.
+pub fn get_configuration() -> Result<Settings, config::ConfigError> {
+    let environment: Environment = std::env::var("APP_ENVIRONMENT")
+        .unwrap_or_else(|_| "local".into())
+        .try_into()
+        .map_err(config::ConfigError::Message)?;
+    let overlay = match environment {
+        Environment::Local => LOCAL,
+        Environment::Production => PRODUCTION,
+    };
+    let mut env = config::Environment::with_prefix("APP")
+        .prefix_separator("_")
+        .separator("__")
+        .try_parsing(true)
+        .list_separator(",");
+    for key in LIST_KEYS {
+        env = env.with_list_parse_key(key);
+    }
+    config::Config::builder()
+        .add_source(config::File::from_str(BASE, config::FileFormat::Yaml))
+        .add_source(config::File::from_str(overlay, config::FileFormat::Yaml))
+        .add_source(env)
+        .build()?
+        .try_deserialize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_watch_the_bundled_model() {
+        let s = get_configuration().expect("embedded configuration parses");
+        assert_eq!(s.server.port, 9101);
+        assert_eq!(s.server.workers, 1);
+        assert_eq!(
+            s.collectors.model_bundles,
+            vec![PathBuf::from("models/breast-cancer")]
+        );
+        assert_eq!(
+            s.collectors.mountpoints,
+            vec![MountPoint {
+                path: "/".into(),
+                label: "/".into()
+            }]
+        );
+        assert_eq!(s.collectors.sampling_interval(), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn mount_points_parse_in_every_form() {
+        let parse = |yaml: &str| -> Vec<MountPoint> {
+            config::Config::builder()
+                .add_source(config::File::from_str(yaml, config::FileFormat::Yaml))
+                .build()
+                .and_then(|c| c.get("m"))
+                .expect("parses")
+        };
+        let got = parse("m: [/, /host/root=/, {path: /data, label: data}, {path: /srv}]");
+        let want = [("/", "/"), ("/host/root", "/"), ("/data", "data"), ("/srv", "/srv")];
+        assert_eq!(got.len(), want.len());
+        for (g, (path, label)) in got.iter().zip(want) {
+            assert_eq!((g.path.to_str(), g.label.as_str()), (Some(path), label));
+        }
+    }
+
+    #[test]
+    fn unknown_environment_is_rejected() {
+        assert!(Environment::try_from("staging".to_string()).is_err());
+        assert_eq!(
+            Environment::try_from("Production".to_string()),
+            Ok(Environment::Production)
+        );
+    }
+
+    #[test]
+    fn the_probe_never_dials_the_wildcard_address() {
+        let mut s = get_configuration().expect("parses").server;
+        s.host = "0.0.0.0".into();
+        assert_eq!(s.probe_host(), "127.0.0.1");
+        s.host = "10.1.2.3".into();
+        assert_eq!(s.probe_host(), "10.1.2.3");
+    }
+}

@@ -1,0 +1,161 @@
+//! Typed settings: embedded `configuration/base.yaml`, then `<APP_ENVIRONMENT>.yaml`
+//! (`local` by default), then `APP_…` environment variables (`APP_SERVER__PORT=9000`).
+
+use metrics_core::buckets;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const BASE: &str = include_str!("../configuration/base.yaml");
+const LOCAL: &str = include_str!("../configuration/local.yaml");
+const PRODUCTION: &str = include_str!("../configuration/production.yaml");
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub model: ModelSettings,
+    pub limits: LimitSettings,
+    pub log: LogSettings,
+    #[serde(default)]
+    pub metrics: MetricsSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub workers: usize,
+    pub shutdown_timeout_seconds: u64,
+}
+
+impl ServerSettings {
+    /// Worker threads to start: the configured number, or one per CPU when 0.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionSharing {
+    /// One ONNX session per actix worker thread: no lock contention on the hot path.
+    PerWorker,
+    /// One session for the whole process behind a mutex.
+    Shared,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ModelSettings {
+    pub bundle_dir: PathBuf,
+    pub onnxruntime_path: PathBuf,
+    pub session_sharing: SessionSharing,
+    pub intra_threads: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct LimitSettings {
+    pub max_body_bytes: usize,
+    pub max_batch_rows: usize,
+    pub max_in_flight: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct LogSettings {
+    pub level: String,
+}
+
+/// Histogram buckets; each defaults to the named set in `metrics_core::buckets`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct MetricsSettings {
+    pub http_latency_seconds: Vec<f64>,
+    pub preprocess_seconds: Vec<f64>,
+    pub model_run_seconds: Vec<f64>,
+    pub batch_rows: Vec<f64>,
+    pub confidence: Vec<f64>,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            http_latency_seconds: buckets::HTTP_LATENCY_SECONDS.to_vec(),
+            preprocess_seconds: buckets::FAST_OPERATION_SECONDS.to_vec(),
+            model_run_seconds: buckets::FAST_OPERATION_SECONDS.to_vec(),
+            batch_rows: buckets::BATCH_ROWS.to_vec(),
+            confidence: buckets::CONFIDENCE.to_vec(),
+        }
+    }
+}
+
+impl Settings {
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.shutdown_timeout_seconds)
+    }
+}
+
+/// Where the settings run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Environment {
+    Local,
+    Production,
+}
+
+impl TryFrom<String> for Environment {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        match s.to_lowercase().as_str() {
+            "local" => Ok(Self::Local),
+            "production" => Ok(Self::Production),
+            other => Err(format!("APP_ENVIRONMENT={other:?} is neither `local` nor `production`")),
+        }
+    }
+}
+
+/// Reads the settings for `APP_ENVIRONMENT` (default `local`) with `APP_` overrides.
+pub fn get_configuration() -> Result<Settings, config::ConfigError> {
+    let environment: Environment = std::env::var("APP_ENVIRONMENT")
+        .unwrap_or_else(|_| "local".into())
+        .try_into()
+        .map_err(config::ConfigError::Message)?;
+    let overlay = match environment {
+        Environment::Local => LOCAL,
+        Environment::Production => PRODUCTION,
+    };
+    config::Config::builder()
+        .add_source(config::File::from_str(BASE, config::FileFormat::Yaml))
+        .add_source(config::File::from_str(overlay, config::FileFormat::Yaml))
+        .add_source(
+            config::Environment::with_prefix("APP")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true),
+        )
+        .build()?
+        .try_deserialize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_serve_the_bundled_model() {
+        let s = get_configuration().expect("embedded configuration parses");
+        assert_eq!(s.server.port, 8000);
+        assert_eq!(s.model.bundle_dir, PathBuf::from("models/breast-cancer"));
+        assert_eq!(s.model.session_sharing, SessionSharing::PerWorker);
+        assert_eq!(s.limits.max_batch_rows, 1000);
+        assert_eq!(s.metrics.confidence, buckets::CONFIDENCE);
+        assert!(s.server.worker_count() >= 1);
+    }
+
+    #[test]
+    fn unknown_environment_is_rejected() {
+        assert!(Environment::try_from("staging".to_string()).is_err());
+        assert_eq!(Environment::try_from("Production".to_string()), Ok(Environment::Production));
+    }
+}

@@ -1,0 +1,138 @@
+//! The API's errors and the one table mapping them to HTTP status.
+
+use crate::metrics::ErrorKind;
+use crate::model::EngineError;
+use crate::model::features::ValidationError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+#[derive(thiserror::Error)]
+pub enum ApiError {
+    #[error("the body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("send the body as application/json (got {0})")]
+    UnsupportedMediaType(String),
+    #[error("the body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{}", .0.message)]
+    Validation(ValidationError),
+    #[error("too many requests in flight; retry shortly")]
+    Overloaded,
+    #[error("the model is not loaded yet")]
+    NotReady,
+    #[error("no route for {0}")]
+    NotFound(String),
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("the model failed to run")]
+    Model(#[source] EngineError),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl std::fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The whole cause chain, for logs; clients only see Display.
+        write!(f, "{self}")?;
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            write!(f, "\n  caused by: {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl ApiError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::MalformedJson(_) => ErrorKind::MalformedJson,
+            Self::UnsupportedMediaType(_) => ErrorKind::UnsupportedMediaType,
+            Self::PayloadTooLarge { .. } => ErrorKind::PayloadTooLarge,
+            Self::Validation(_) => ErrorKind::Validation,
+            Self::Overloaded => ErrorKind::Overloaded,
+            Self::NotReady => ErrorKind::NotReady,
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::MethodNotAllowed => ErrorKind::MethodNotAllowed,
+            Self::Model(_) => ErrorKind::Model,
+            Self::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The `code` clients see: the validation code where there is one, else the kind.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation(v) => v.code.as_str(),
+            Self::Model(_) => "model_error",
+            other => other.kind().as_str(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: String,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
+            Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Model(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if matches!(self, Self::Model(_) | Self::Internal(_)) {
+            tracing::error!(error.cause_chain = ?self, error.message = %self, "request failed");
+        }
+        let body = ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string() } };
+        let mut res = HttpResponse::build(self.status_code()).json(body);
+        if matches!(self, Self::Overloaded | Self::NotReady) {
+            res.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from_static("1"),
+            );
+        }
+        // Read by the error-counting middleware, so every error is counted in one place.
+        res.extensions_mut().insert(self.kind());
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::features::ValidationCode;
+
+    #[test]
+    fn internal_details_never_reach_the_body() {
+        let e = ApiError::Internal(anyhow::anyhow!("disk /secret/path exploded"));
+        assert_eq!(e.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(e.to_string(), "internal error");
+        assert!(format!("{e:?}").contains("/secret/path"));
+    }
+
+    #[test]
+    fn validation_errors_carry_their_own_code() {
+        let e = ApiError::Validation(ValidationError {
+            code: ValidationCode::EmptyBatch,
+            message: "`instances` is empty".into(),
+        });
+        assert_eq!((e.status_code().as_u16(), e.code(), e.kind()), (422, "empty_batch", ErrorKind::Validation));
+    }
+}

@@ -1,0 +1,74 @@
+use clap::{Parser, Subcommand};
+use inference_api::configuration::get_configuration;
+use inference_api::startup::Application;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Serves the configured ONNX model over HTTP (configuration: configuration/*.yaml + APP_ env vars).
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Exit 0 if the API on the configured port answers GET /health (for container health checks).
+    Healthcheck {
+        /// Path to probe, e.g. /ready.
+        #[arg(long, default_value = "/health")]
+        path: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match get_configuration() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: configuration: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(Command::Healthcheck { path }) = cli.command {
+        let host = match settings.server.host.as_str() {
+            "0.0.0.0" | "::" => "127.0.0.1",
+            h => h,
+        };
+        return match metrics_core::health::probe(host, settings.server.port, &path, Duration::from_secs(3)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("unhealthy: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+
+    let subscriber = metrics_core::telemetry::get_subscriber("inference-api", &settings.log.level, std::io::stdout);
+    metrics_core::telemetry::init_subscriber(subscriber);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let app = Application::build(settings).await?;
+        app.run_until_stopped().await
+    });
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error.message = %format!("{e:#}"), "exiting");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! Parsing `/predict` bodies into a row-major `f32` matrix in the manifest's feature order.
+//!
+//! A row is either an object keyed by feature name or an array in manifest order. Values must be
+//! JSON numbers that stay finite as `f32`; anything else is a validation error naming the feature.
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+
+/// The features a model expects, in input order.
+#[derive(Clone, Debug)]
+pub struct FeatureSchema {
+    names: Vec<String>,
+    index: HashMap<String, usize>,
+}
+
+impl FeatureSchema {
+    pub fn new(names: Vec<String>) -> Self {
+        let index = names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
+        Self { names, index }
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+}
+
+/// The body of `POST /predict`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictRequest {
+    features: Option<RowInput>,
+    instances: Option<Vec<RowInput>>,
+}
+
+/// One row as sent.
+#[derive(Debug, PartialEq)]
+pub enum RowInput {
+    Ordered(Vec<FeatureValue>),
+    Named(Vec<(String, FeatureValue)>),
+}
+
+/// One value as sent: only numbers are accepted, the rest is kept to explain the rejection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FeatureValue {
+    Number(f64),
+    Null,
+    Other(&'static str),
+}
+
+/// Rows ready for the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureMatrix {
+    pub rows: usize,
+    pub values: Vec<f32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValidationCode {
+    WrongFeatureCount,
+    UnknownFeature,
+    MissingFeature,
+    NonNumericValue,
+    NonFiniteValue,
+    EmptyBatch,
+    BatchTooLarge,
+    InvalidRequest,
+}
+
+impl ValidationCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WrongFeatureCount => "wrong_feature_count",
+            Self::UnknownFeature => "unknown_feature",
+            Self::MissingFeature => "missing_feature",
+            Self::NonNumericValue => "non_numeric_value",
+            Self::NonFiniteValue => "non_finite_value",
+            Self::EmptyBatch => "empty_batch",
+            Self::BatchTooLarge => "batch_too_large",
+            Self::InvalidRequest => "invalid_request",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    pub code: ValidationCode,
+    pub message: String,
+}
+
+impl ValidationError {
+    fn new(code: ValidationCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+
+    fn in_row(mut self, row: Option<usize>) -> Self {
+        if let Some(i) = row {
+            self.message = format!("instances[{i}]: {}", self.message);
+        }
+        self
+    }
+}
+
+const LISTED_NAMES: usize = 5;
+
+fn list_names<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    let mut out = names.iter().take(LISTED_NAMES).map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ");
+    if names.len() > LISTED_NAMES {
+        out.push_str(&format!(" and {} more", names.len() - LISTED_NAMES));
+    }
+    out
+}
+
+impl PredictRequest {
+    /// Rows in this request, before validation (0 when neither field is given).
+    pub fn row_count(&self) -> usize {
+        match (&self.features, &self.instances) {
+            (Some(_), None) => 1,
+            (None, Some(rows)) => rows.len(),
+            _ => 0,
+        }
+    }
+
+    /// Validates the request and lays its rows out for the model.
+    pub fn into_matrix(self, schema: &FeatureSchema, max_rows: usize) -> Result<FeatureMatrix, ValidationError> {
+        let rows: Vec<(Option<usize>, RowInput)> = match (self.features, self.instances) {
+            (Some(row), None) => vec![(None, row)],
+            (None, Some(rows)) => {
+                if rows.is_empty() {
+                    return Err(ValidationError::new(ValidationCode::EmptyBatch, "`instances` is empty"));
+                }
+                if rows.len() > max_rows {
+                    return Err(ValidationError::new(
+                        ValidationCode::BatchTooLarge,
+                        format!("{} rows in `instances`, at most {max_rows} are accepted", rows.len()),
+                    ));
+                }
+                rows.into_iter().enumerate().map(|(i, r)| (Some(i), r)).collect()
+            }
+            (Some(_), Some(_)) => {
+                return Err(ValidationError::new(
+                    ValidationCode::InvalidRequest,
+                    "give either `features` (one row) or `instances` (a batch), not both",
+                ));
+            }
+            (None, None) => {
+                return Err(ValidationError::new(
+                    ValidationCode::InvalidRequest,
+                    "the body needs `features` (one row) or `instances` (a batch)",
+                ));
+            }
+        };
+        let n = schema.len();
+        let mut values = vec![0f32; rows.len() * n];
+        let count = rows.len();
+        for ((at, row), out) in rows.into_iter().zip(values.chunks_exact_mut(n)) {
+            fill_row(row, schema, out).map_err(|e| e.in_row(at))?;
+        }
+        Ok(FeatureMatrix { rows: count, values })
+    }
+}
+
+fn fill_row(row: RowInput, schema: &FeatureSchema, out: &mut [f32]) -> Result<(), ValidationError> {
+    match row {
+        RowInput::Ordered(vals) => {
+            if vals.len() != schema.len() {
+                return Err(ValidationError::new(
+                    ValidationCode::WrongFeatureCount,
+                    format!("expected {} features, got {}", schema.len(), vals.len()),
+                ));
+            }
+            for (i, v) in vals.into_iter().enumerate() {
+                out[i] = to_f32(v, &schema.names[i])?;
+            }
+        }
+        RowInput::Named(pairs) => {
+            let mut seen = vec![false; schema.len()];
+            let mut unknown = Vec::new();
+            let mut parsed = Vec::with_capacity(pairs.len());
+            for (name, v) in &pairs {
+                match schema.index.get(name.as_str()) {
+                    Some(&i) if seen[i] => {
+                        return Err(ValidationError::new(
+                            ValidationCode::InvalidRequest,
+                            format!("feature {name:?} is given twice"),
+                        ));
+                    }
+                    Some(&i) => {
+                        seen[i] = true;
+                        parsed.push((i, *v));
+                    }
+                    None => unknown.push(name.as_str()),
+                }
+            }
+            if !unknown.is_empty() {
+                return Err(ValidationError::new(
+                    ValidationCode::UnknownFeature,
+                    format!("unknown features: {}", list_names(unknown.into_iter())),
+                ));
+            }
+            if seen.iter().any(|s| !s) {
+                let missing = schema.names.iter().zip(&seen).filter(|(_, s)| !**s).map(|(n, _)| n.as_str());
+                return Err(ValidationError::new(
+                    ValidationCode::MissingFeature,
+                    format!("missing features: {}", list_names(missing)),
+                ));
+            }
+            for (i, v) in parsed {
+                out[i] = to_f32(v, &schema.names[i])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn to_f32(v: FeatureValue, name: &str) -> Result<f32, ValidationError> {
+    match v {
+        FeatureValue::Number(x) => {
+            let y = x as f32;
+            if y.is_finite() {
+                Ok(y)
+            } else {
+                Err(ValidationError::new(
+                    ValidationCode::NonFiniteValue,
+                    format!("feature {name:?} = {x} is outside the 32-bit float range"),
+                ))
+            }
+        }
+        FeatureValue::Null => Err(ValidationError::new(
+            ValidationCode::MissingFeature,
+            format!("missing features: {name:?} is null"),
+        )),
+        FeatureValue::Other(kind) => Err(ValidationError::new(
+            ValidationCode::NonNumericValue,
+            format!("feature {name:?} is {kind}, expected a number"),
+        )),
+    }
+}
+
+impl<'de> Deserialize<'de> for FeatureValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FeatureValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<FeatureValue, E> {
+                Ok(FeatureValue::Number(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<FeatureValue, E> {
+                Ok(FeatureValue::Number(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<FeatureValue, E> {
+                Ok(FeatureValue::Number(v as f64))
+            }
+            fn visit_unit<E>(self) -> Result<FeatureValue, E> {
+                Ok(FeatureValue::Null)
+            }
+            fn visit_none<E>(self) -> Result<FeatureValue, E> {
+                Ok(FeatureValue::Null)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<FeatureValue, E> {
+                Ok(FeatureValue::Other("a boolean"))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<FeatureValue, E> {
+                Ok(FeatureValue::Other("a string"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FeatureValue, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(FeatureValue::Other("an array"))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FeatureValue, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(FeatureValue::Other("an object"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for RowInput {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RowInput;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a row: an object of feature name to number, or an array of numbers in manifest order")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RowInput, A::Error> {
+                let mut vals = Vec::with_capacity(seq.size_hint().unwrap_or(32));
+                while let Some(v) = seq.next_element::<FeatureValue>()? {
+                    vals.push(v);
+                }
+                Ok(RowInput::Ordered(vals))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RowInput, A::Error> {
+                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(32));
+                while let Some((k, v)) = map.next_entry::<String, FeatureValue>()? {
+                    pairs.push((k, v));
+                }
+                Ok(RowInput::Named(pairs))
+            }
+        }
+        d.deserialize_any(V).map_err(|e: D::Error| de::Error::custom(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> FeatureSchema {
+        FeatureSchema::new(vec!["a".into(), "b".into(), "c".into()])
+    }
+
+    fn parse(body: serde_json::Value) -> Result<FeatureMatrix, ValidationError> {
+        let req: PredictRequest = serde_json::from_value(body).expect("deserializes");
+        req.into_matrix(&schema(), 2)
+    }
+
+    fn code(body: serde_json::Value) -> ValidationCode {
+        parse(body).expect_err("should be rejected").code
+    }
+
+    #[test]
+    fn named_and_ordered_rows_give_the_same_matrix() {
+        let named = parse(json!({"features": {"c": 3, "a": 1.5, "b": -2}})).expect("valid");
+        let ordered = parse(json!({"features": [1.5, -2, 3]})).expect("valid");
+        assert_eq!(named, ordered);
+        assert_eq!(named, FeatureMatrix { rows: 1, values: vec![1.5, -2.0, 3.0] });
+    }
+
+    #[test]
+    fn a_batch_mixes_both_row_forms_in_order() {
+        let m = parse(json!({"instances": [[1, 2, 3], {"a": 4, "b": 5, "c": 6}]})).expect("valid");
+        assert_eq!(m, FeatureMatrix { rows: 2, values: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0] });
+    }
+
+    #[test]
+    fn each_bad_input_gets_its_code() {
+        assert_eq!(code(json!({"features": [1, 2]})), ValidationCode::WrongFeatureCount);
+        assert_eq!(code(json!({"features": {"a": 1, "b": 2, "c": 3, "zz": 4}})), ValidationCode::UnknownFeature);
+        assert_eq!(code(json!({"features": {"a": 1, "b": 2}})), ValidationCode::MissingFeature);
+        assert_eq!(code(json!({"features": {"a": 1, "b": null, "c": 3}})), ValidationCode::MissingFeature);
+        assert_eq!(code(json!({"features": [1, "2", 3]})), ValidationCode::NonNumericValue);
+        assert_eq!(code(json!({"features": [1, true, 3]})), ValidationCode::NonNumericValue);
+        assert_eq!(code(json!({"features": [1, [2], 3]})), ValidationCode::NonNumericValue);
+        assert_eq!(code(json!({"features": [1, 1e300, 3]})), ValidationCode::NonFiniteValue);
+        assert_eq!(code(json!({"instances": []})), ValidationCode::EmptyBatch);
+        assert_eq!(code(json!({"instances": [[1, 2, 3], [1, 2, 3], [1, 2, 3]]})), ValidationCode::BatchTooLarge);
+        assert_eq!(code(json!({})), ValidationCode::InvalidRequest);
+        assert_eq!(code(json!({"features": [1, 2, 3], "instances": [[1, 2, 3]]})), ValidationCode::InvalidRequest);
+    }
+
+    #[test]
+    fn messages_name_the_feature_and_the_row() {
+        let e = parse(json!({"instances": [[1, 2, 3], [1, "x", 3]]})).expect_err("rejected");
+        assert_eq!(e.message, "instances[1]: feature \"b\" is a string, expected a number");
+        let e = parse(json!({"features": {"a": 1}})).expect_err("rejected");
+        assert_eq!(e.message, "missing features: \"b\", \"c\"");
+    }
+
+    #[test]
+    fn a_row_that_is_neither_object_nor_array_is_a_data_error() {
+        let err = serde_json::from_str::<PredictRequest>(r#"{"features": 5}"#).expect_err("rejected");
+        assert!(err.is_data(), "{err}");
+        let err = serde_json::from_str::<PredictRequest>(r#"{"features": [1, 2"#).expect_err("rejected");
+        assert!(err.is_eof() || err.is_syntax(), "{err}");
+        let err = serde_json::from_str::<PredictRequest>(r#"{"rows": []}"#).expect_err("rejected");
+        assert!(err.is_data(), "{err}");
+    }
+}

@@ -1,0 +1,119 @@
+//! Loading a model bundle: manifest, checksum, one engine per worker (or one shared), warm-up.
+
+use super::features::FeatureSchema;
+use super::manifest::{Manifest, now_unix, public_view};
+use super::onnx::{EngineSpec, OnnxEngine};
+use super::{Engine, Output};
+use crate::configuration::{ModelSettings, SessionSharing};
+use anyhow::{Context, bail};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// A loaded, warmed-up model, ready to serve.
+pub struct LoadedModel {
+    pub manifest: Manifest,
+    /// `GET /model`: the manifest without training statistics.
+    pub public_manifest: serde_json::Value,
+    pub schema: FeatureSchema,
+    pub name: Arc<str>,
+    pub loaded_at_unix: f64,
+    engines: Vec<Mutex<Box<dyn Engine>>>,
+}
+
+impl LoadedModel {
+    /// Builds a model around ready engines (tests use this with fakes).
+    pub fn new(manifest: Manifest, raw_manifest: &serde_json::Value, engines: Vec<Box<dyn Engine>>) -> Self {
+        Self {
+            public_manifest: public_view(raw_manifest),
+            schema: FeatureSchema::new(manifest.features.clone()),
+            name: Arc::from(manifest.name.as_str()),
+            loaded_at_unix: now_unix(),
+            engines: engines.into_iter().map(Mutex::new).collect(),
+            manifest,
+        }
+    }
+
+    /// Runs the model on `rows` rows with the engine of `worker`.
+    pub fn run(&self, worker: usize, input: &[f32], rows: usize) -> Result<Output, super::EngineError> {
+        let engine = &self.engines[worker % self.engines.len()];
+        // A poisoned lock only means an earlier run panicked; the session itself is still usable.
+        let mut engine = engine.lock().unwrap_or_else(|p| p.into_inner());
+        engine.run(input, rows)
+    }
+
+    pub fn sessions(&self) -> usize {
+        self.engines.len()
+    }
+}
+
+/// Fails with one actionable line when the ONNX Runtime library is not where the settings say.
+pub fn check_runtime(settings: &ModelSettings) -> anyhow::Result<()> {
+    if !settings.onnxruntime_path.is_file() {
+        bail!(
+            "ONNX Runtime library not found at {}: run scripts/fetch-onnxruntime.sh (or set APP_MODEL__ONNXRUNTIME_PATH)",
+            settings.onnxruntime_path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Loads the bundle in `settings.bundle_dir` with `workers` engines (per worker) or one (shared),
+/// and runs each engine once on the training means before returning.
+pub fn load_bundle(settings: &ModelSettings, workers: usize) -> anyhow::Result<LoadedModel> {
+    check_runtime(settings)?;
+    let dir = &settings.bundle_dir;
+    let raw = read(dir, "model.json")?;
+    let raw_text = std::str::from_utf8(&raw).context("model.json is not UTF-8")?;
+    let manifest = Manifest::parse(raw_text).map_err(anyhow::Error::msg)?;
+    let raw_json: serde_json::Value = serde_json::from_str(raw_text)?;
+    let model = read(dir, "model.onnx")?;
+    if let Some(expected) = manifest.artifacts.get("model.onnx") {
+        let actual = format!("{:x}", Sha256::digest(&model));
+        if !actual.eq_ignore_ascii_case(&expected.sha256) {
+            bail!("{}/model.onnx has sha256 {actual}, the manifest says {}", dir.display(), expected.sha256);
+        }
+    }
+    let sessions = match settings.session_sharing {
+        SessionSharing::PerWorker => workers.max(1),
+        SessionSharing::Shared => 1,
+    };
+    let spec = EngineSpec {
+        library: &settings.onnxruntime_path,
+        model: &model,
+        input: &manifest.input.name,
+        label_output: &manifest.outputs.label,
+        probabilities_output: &manifest.outputs.probabilities,
+        features: manifest.features.len(),
+        classes: manifest.classes.len(),
+        intra_threads: settings.intra_threads,
+    };
+    let means: Vec<f32> = manifest.training.feature_stats.iter().map(|s| s.mean as f32).collect();
+    let mut engines: Vec<Box<dyn Engine>> = Vec::with_capacity(sessions);
+    for _ in 0..sessions {
+        let mut engine = OnnxEngine::new(&spec)?;
+        let out = engine.run(&means, 1).context("warm-up run")?;
+        if !(0..manifest.classes.len() as i64).contains(&out.labels[0]) {
+            bail!("the model predicted class index {} but the manifest lists {} classes", out.labels[0], manifest.classes.len());
+        }
+        engines.push(Box::new(engine));
+    }
+    Ok(LoadedModel::new(manifest, &raw_json, engines))
+}
+
+/// ONNX Runtime's build description and the version in the library's file name.
+pub fn runtime_description(settings: &ModelSettings) -> (String, &'static str) {
+    let version = settings
+        .onnxruntime_path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("libonnxruntime.so."))
+        .unwrap_or("unknown")
+        .to_owned();
+    (version, super::onnx::build_info())
+}
+
+fn read(dir: &Path, file: &str) -> anyhow::Result<Vec<u8>> {
+    let path = dir.join(file);
+    std::fs::read(&path).with_context(|| format!("reading model bundle file {}", path.display()))
+}

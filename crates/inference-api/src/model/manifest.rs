@@ -1,0 +1,141 @@
+//! The bundle manifest `model.json`, written by `scripts/train_model.py`.
+
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    /// RFC 3339, e.g. `2026-11-21T00:00:00Z`.
+    pub trained_at: String,
+    pub input: InputSpec,
+    pub outputs: OutputSpec,
+    pub features: Vec<String>,
+    pub classes: Vec<String>,
+    pub validation: Validation,
+    pub training: Training,
+    #[serde(default)]
+    pub artifacts: HashMap<String, Artifact>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct InputSpec {
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct OutputSpec {
+    pub label: String,
+    pub probabilities: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Validation {
+    pub scores: BTreeMap<String, f64>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Training {
+    pub feature_stats: Vec<FeatureStats>,
+}
+
+/// Training statistics of one feature, for imputation and drift.
+#[derive(Clone, Debug, Deserialize)]
+pub struct FeatureStats {
+    pub name: String,
+    pub mean: f64,
+    pub std: f64,
+    pub min: f64,
+    pub max: f64,
+    /// Inclusive upper edge of each quantile bin.
+    pub bin_edges: Vec<f64>,
+    /// Share of training rows in each bin.
+    pub bin_fractions: Vec<f64>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Artifact {
+    pub sha256: String,
+}
+
+impl Manifest {
+    /// Parses and checks the manifest's internal consistency.
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let m: Manifest = serde_json::from_str(json).map_err(|e| format!("model.json: {e}"))?;
+        if m.features.is_empty() {
+            return Err("model.json lists no features".into());
+        }
+        if m.classes.len() < 2 {
+            return Err("model.json must list at least two classes".into());
+        }
+        if m.training.feature_stats.len() != m.features.len()
+            || m.training.feature_stats.iter().zip(&m.features).any(|(s, f)| &s.name != f)
+        {
+            return Err("model.json: training.feature_stats must follow `features` in order".into());
+        }
+        m.trained_at_unix()?;
+        Ok(m)
+    }
+
+    /// `trained_at` as seconds since the Unix epoch.
+    pub fn trained_at_unix(&self) -> Result<f64, String> {
+        let t = humantime::parse_rfc3339_weak(self.trained_at.trim_end_matches('Z'))
+            .map_err(|e| format!("model.json trained_at {:?}: {e}", self.trained_at))?;
+        Ok(t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()))
+    }
+}
+
+/// The manifest as served by `GET /model`: everything but the bulky training statistics.
+pub fn public_view(raw: &serde_json::Value) -> serde_json::Value {
+    let mut view = raw.clone();
+    if let Some(training) = view.get_mut("training").and_then(|t| t.as_object_mut()) {
+        training.remove("feature_stats");
+    }
+    view
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn now_unix() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundled() -> String {
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/breast-cancer/model.json"))
+            .expect("bundled manifest")
+    }
+
+    #[test]
+    fn the_bundled_manifest_parses() {
+        let m = Manifest::parse(&bundled()).expect("valid");
+        assert_eq!(m.name, "breast-cancer");
+        assert_eq!(m.features.len(), 30);
+        assert_eq!(m.classes, ["malignant", "benign"]);
+        assert_eq!(m.trained_at_unix(), Ok(1_795_219_200.0)); // 2026-11-21T00:00:00Z
+        assert!(m.artifacts["model.onnx"].sha256.len() == 64);
+    }
+
+    #[test]
+    fn the_public_view_drops_feature_stats_only() {
+        let raw: serde_json::Value = serde_json::from_str(&bundled()).expect("json");
+        let view = public_view(&raw);
+        assert!(view["training"].get("feature_stats").is_none());
+        assert_eq!(view["training"]["rows"], raw["training"]["rows"]);
+        assert_eq!(view["features"], raw["features"]);
+    }
+
+    #[test]
+    fn inconsistent_manifests_are_rejected() {
+        let mut raw: serde_json::Value = serde_json::from_str(&bundled()).expect("json");
+        raw["classes"] = serde_json::json!(["only"]);
+        assert!(Manifest::parse(&raw.to_string()).is_err());
+        let mut raw: serde_json::Value = serde_json::from_str(&bundled()).expect("json");
+        raw["trained_at"] = serde_json::json!("yesterday");
+        assert!(Manifest::parse(&raw.to_string()).is_err());
+    }
+}

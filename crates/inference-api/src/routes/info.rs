@@ -1,0 +1,35 @@
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+
+/// `GET /`: what this service is and what it serves.
+pub async fn service_info(state: web::Data<AppState>) -> HttpResponse {
+    let model = state.model().map(|s| {
+        let m = &s.model.manifest;
+        json!({"name": m.name, "version": m.version, "features": m.features.len(), "classes": m.classes})
+    });
+    HttpResponse::Ok().json(json!({
+        "service": "inference-api",
+        "version": env!("CARGO_PKG_VERSION"),
+        "model": model,
+        "endpoints": [
+            {"method": "POST", "path": "/predict", "description": "predict one row ({\"features\": ...}) or a batch ({\"instances\": [...]})"},
+            {"method": "GET", "path": "/model", "description": "the model manifest without training statistics"},
+            {"method": "GET", "path": "/health", "description": "liveness"},
+            {"method": "GET", "path": "/ready", "description": "200 once the model is loaded and warmed up"},
+            {"method": "GET", "path": "/metrics", "description": "Prometheus metrics (OpenMetrics text)"},
+        ],
+    }))
+}
+
+/// `GET /model`: the manifest without the bulky training statistics.
+pub async fn model_manifest(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let serving = state.model().ok_or(ApiError::NotReady)?;
+    Ok(HttpResponse::Ok().json(&serving.model.public_manifest))
+}
+
+/// Every path no route matches.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!("{} {}", req.method(), req.path())))
+}

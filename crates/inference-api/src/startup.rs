@@ -1,0 +1,179 @@
+//! Building and running the HTTP application.
+
+use crate::configuration::{ModelSettings, Settings};
+use crate::error::ApiError;
+use crate::metrics::{ErrorKind, InferenceMetrics};
+use crate::model::{load_bundle, loader};
+use crate::routes;
+use crate::state::{AppState, WorkerIndex};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpServer, ResponseError, web};
+use metrics_core::exposition::metrics_endpoint;
+use metrics_core::http::{ObserveHttp, route_template};
+use prometheus_client::registry::Registry;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A bound, not yet running application. `port()` is the real port (tests bind port 0).
+pub struct Application {
+    port: u16,
+    server: Server,
+    loader: ModelLoader,
+}
+
+/// Loads the configured model in the background and publishes it to the running server.
+#[derive(Clone)]
+pub struct ModelLoader {
+    state: web::Data<AppState>,
+    settings: ModelSettings,
+    workers: usize,
+}
+
+impl ModelLoader {
+    /// Loads, warms up and publishes the model; `/ready` answers 200 afterwards.
+    pub async fn load(&self) -> anyhow::Result<()> {
+        let settings = self.settings.clone();
+        let workers = self.workers;
+        let model = tokio::task::spawn_blocking(move || load_bundle(&settings, workers)).await??;
+        let (ort_version, ort_build) = loader::runtime_description(&self.settings);
+        tracing::info!(
+            model = %model.manifest.name,
+            model_version = %model.manifest.version,
+            sessions = model.sessions(),
+            onnxruntime_version = %ort_version,
+            onnxruntime_build = %ort_build,
+            bundle_dir = %self.settings.bundle_dir.display(),
+            "model loaded"
+        );
+        self.state.publish(model);
+        Ok(())
+    }
+}
+
+impl Application {
+    /// Checks the ONNX Runtime library is there, registers metrics and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        loader::check_runtime(&settings.model)?;
+        let mut registry = Registry::default();
+        let metrics = InferenceMetrics::register(&mut registry, &settings.metrics);
+        let state = web::Data::new(AppState::new(metrics, settings.limits.clone()));
+        let registry = web::Data::new(registry);
+
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", settings.server.host, settings.server.port))?;
+        let port = listener.local_addr()?.port();
+        let workers = settings.server.worker_count();
+        let next_worker = Arc::new(AtomicUsize::new(0));
+        let max_body = settings.limits.max_body_bytes;
+        let app_state = state.clone();
+
+        let server = HttpServer::new(move || {
+            let worker = WorkerIndex(next_worker.fetch_add(1, Ordering::Relaxed));
+            App::new()
+                .wrap(from_fn(count_errors))
+                .wrap(ObserveHttp::new(app_state.metrics.http.clone()))
+                .app_data(app_state.clone())
+                .app_data(registry.clone())
+                .app_data(web::Data::new(worker))
+                .app_data(web::PayloadConfig::new(max_body))
+                .service(
+                    web::resource("/predict")
+                        .wrap(from_fn(admit))
+                        .route(web::post().to(routes::predict))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(get("/", routes::service_info))
+                .service(get("/model", routes::model_manifest))
+                .service(get("/health", routes::health))
+                .service(get("/ready", routes::ready))
+                .service(get("/metrics", metrics_endpoint))
+                .default_service(web::to(routes::not_found))
+        })
+        .workers(workers)
+        .shutdown_timeout(settings.server.shutdown_timeout_seconds)
+        .listen(listener)?
+        .run();
+
+        tracing::info!(port, workers, "listening");
+        let loader = ModelLoader { state, settings: settings.model.clone(), workers };
+        Ok(Self { port, server, loader })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The loader of this application's model (tests load it explicitly).
+    pub fn loader(&self) -> ModelLoader {
+        self.loader.clone()
+    }
+
+    /// Serves and loads the model; returns when the server stops (SIGTERM/SIGINT), or with the
+    /// load error after stopping the server if the model cannot be loaded.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let loader = self.loader;
+        let load = async move {
+            let result = loader.load().await;
+            if result.is_err() {
+                handle.stop(false).await;
+            }
+            result
+        };
+        let (served, loaded) = tokio::join!(self.server, load);
+        loaded?;
+        served?;
+        Ok(())
+    }
+
+    /// Serves without loading a model: everything that needs it answers 503 until
+    /// `loader().load()` is called.
+    pub async fn run_without_loading(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn get<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path).route(web::get().to(handler)).default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+/// Counts every error response by route template and kind (the kind comes from `ApiError`).
+async fn count_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let res = next.call(req).await?;
+    let kind = res.response().extensions().get::<ErrorKind>().copied();
+    if let (Some(kind), Some(state)) = (kind, state) {
+        state.metrics.count_error(route_template(res.request()), kind);
+    }
+    Ok(res)
+}
+
+/// Admission control for `/predict`: 429 at once when `max_in_flight` predictions are running.
+async fn admit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let Some(_permit) = state.try_admit() else {
+        let res = ApiError::Overloaded.error_response();
+        return Ok(req.into_response(res).map_into_right_body());
+    };
+    Ok(next.call(req).await?.map_into_left_body())
+}
