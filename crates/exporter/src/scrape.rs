@@ -175,7 +175,7 @@ mod tests {
         }
         fn collect(&self, out: &mut Samples) -> Result<(), CollectError> {
             out.gauge(
-                "test_bytes",
+                "test",
                 "Bytes",
                 Some(Unit::Bytes),
                 vec![("k", "v".into())],
@@ -200,7 +200,7 @@ mod tests {
         ]);
         let (samples, outcomes) = scraper.gather();
         assert_eq!(samples.value("test_value", &[]), None);
-        assert_eq!(samples.value("test_bytes", &[("k", "v")]), Some(7.0));
+        assert_eq!(samples.value("test", &[("k", "v")]), Some(7.0));
         assert_eq!(
             outcomes.iter().map(|o| o.success).collect::<Vec<_>>(),
             [false, true]

@@ -53,7 +53,7 @@ impl Collector for FilesystemCollector {
         let mut errors = Vec::new();
         let mut seen_devices = Vec::new();
         let mut seen_labels = Vec::new();
-        let mut report = |out: &mut Samples, label: String, usage: Usage| {
+        let report = |out: &mut Samples, label: String, usage: Usage| {
             out.gauge(
                 "system_filesystem_size",
                 "Size of the filesystem",
