@@ -110,7 +110,9 @@ impl TryFrom<String> for Environment {
         match s.to_lowercase().as_str() {
             "local" => Ok(Self::Local),
             "production" => Ok(Self::Production),
-            other => Err(format!("APP_ENVIRONMENT={other:?} is neither `local` nor `production`")),
+            other => Err(format!(
+                "APP_ENVIRONMENT={other:?} is neither `local` nor `production`"
+            )),
         }
     }
 }
@@ -156,6 +158,9 @@ mod tests {
     #[test]
     fn unknown_environment_is_rejected() {
         assert!(Environment::try_from("staging".to_string()).is_err());
-        assert_eq!(Environment::try_from("Production".to_string()), Ok(Environment::Production));
+        assert_eq!(
+            Environment::try_from("Production".to_string()),
+            Ok(Environment::Production)
+        );
     }
 }

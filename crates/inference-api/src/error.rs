@@ -100,7 +100,12 @@ impl ResponseError for ApiError {
         if matches!(self, Self::Model(_) | Self::Internal(_)) {
             tracing::error!(error.cause_chain = ?self, error.message = %self, "request failed");
         }
-        let body = ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string() } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+            },
+        };
         let mut res = HttpResponse::build(self.status_code()).json(body);
         if matches!(self, Self::Overloaded | Self::NotReady) {
             res.headers_mut().insert(
@@ -133,6 +138,9 @@ mod tests {
             code: ValidationCode::EmptyBatch,
             message: "`instances` is empty".into(),
         });
-        assert_eq!((e.status_code().as_u16(), e.code(), e.kind()), (422, "empty_batch", ErrorKind::Validation));
+        assert_eq!(
+            (e.status_code().as_u16(), e.code(), e.kind()),
+            (422, "empty_batch", ErrorKind::Validation)
+        );
     }
 }

@@ -38,7 +38,12 @@ fn main() -> ExitCode {
             "0.0.0.0" | "::" => "127.0.0.1",
             h => h,
         };
-        return match metrics_core::health::probe(host, settings.server.port, &path, Duration::from_secs(3)) {
+        return match metrics_core::health::probe(
+            host,
+            settings.server.port,
+            &path,
+            Duration::from_secs(3),
+        ) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("unhealthy: {e}");
@@ -47,9 +52,17 @@ fn main() -> ExitCode {
         };
     }
 
-    let subscriber = metrics_core::telemetry::get_subscriber("inference-api", &settings.log.level, std::io::stdout);
+    let subscriber = metrics_core::telemetry::get_subscriber(
+        "inference-api",
+        &settings.log.level,
+        std::io::stdout,
+    );
     metrics_core::telemetry::init_subscriber(subscriber);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

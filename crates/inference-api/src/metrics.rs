@@ -128,22 +128,43 @@ impl InferenceMetrics {
             trained: Family::default(),
             validation: Family::default(),
         };
-        r.register("errors", "Failed requests by route template and kind", m.errors.clone());
+        r.register(
+            "errors",
+            "Failed requests by route template and kind",
+            m.errors.clone(),
+        );
         r.register_with_unit(
             "preprocess_duration",
             "Time parsing and validating a request body into model input",
             Unit::Seconds,
             m.preprocess.clone(),
         );
-        r.register_with_unit("model_run_duration", "Time in one model run", Unit::Seconds, m.model_run.clone());
-        r.register("batch_size", "Rows per prediction call", m.batch_size.clone());
-        r.register("predictions", "Predicted rows by predicted class", m.predictions.clone());
+        r.register_with_unit(
+            "model_run_duration",
+            "Time in one model run",
+            Unit::Seconds,
+            m.model_run.clone(),
+        );
+        r.register(
+            "batch_size",
+            "Rows per prediction call",
+            m.batch_size.clone(),
+        );
+        r.register(
+            "predictions",
+            "Predicted rows by predicted class",
+            m.predictions.clone(),
+        );
         r.register(
             "prediction_confidence",
             "Probability of the predicted class, by predicted class",
             m.confidence.clone(),
         );
-        r.register("model_info", "The served model and its version (always 1)", m.model_info.clone());
+        r.register(
+            "model_info",
+            "The served model and its version (always 1)",
+            m.model_info.clone(),
+        );
         r.register_with_unit(
             "model_loaded_timestamp",
             "When the served model was loaded, Unix time",
@@ -165,30 +186,48 @@ impl InferenceMetrics {
     }
 
     pub fn count_error(&self, route: Arc<str>, kind: ErrorKind) {
-        self.errors.get_or_create(&ErrorLabels { route, kind }).inc();
+        self.errors
+            .get_or_create(&ErrorLabels { route, kind })
+            .inc();
     }
 
     /// Sets the model's info gauges and resolves its hot-path handles.
     pub fn publish_model(&self, model: &LoadedModel) -> ModelHandles {
         let name: Arc<str> = model.name.clone();
         let m = &model.manifest;
-        let labels = ModelLabels { model: name.clone() };
+        let labels = ModelLabels {
+            model: name.clone(),
+        };
         self.model_info
-            .get_or_create(&VersionLabels { model: name.clone(), version: Arc::from(m.version.as_str()) })
+            .get_or_create(&VersionLabels {
+                model: name.clone(),
+                version: Arc::from(m.version.as_str()),
+            })
             .set(1);
         self.loaded.get_or_create(&labels).set(model.loaded_at_unix);
-        self.trained.get_or_create(&labels).set(m.trained_at_unix().unwrap_or(0.0));
+        self.trained
+            .get_or_create(&labels)
+            .set(m.trained_at_unix().unwrap_or(0.0));
         for (metric, score) in &m.validation.scores {
             self.validation
-                .get_or_create(&ScoreLabels { model: name.clone(), metric: Arc::from(metric.as_str()) })
+                .get_or_create(&ScoreLabels {
+                    model: name.clone(),
+                    metric: Arc::from(metric.as_str()),
+                })
                 .set(*score);
         }
         let per_class = m
             .classes
             .iter()
             .map(|c| {
-                let l = ClassLabels { model: name.clone(), class: Arc::from(c.as_str()) };
-                (self.predictions.get_or_create_owned(&l), self.confidence.get_or_create_owned(&l))
+                let l = ClassLabels {
+                    model: name.clone(),
+                    class: Arc::from(c.as_str()),
+                };
+                (
+                    self.predictions.get_or_create_owned(&l),
+                    self.confidence.get_or_create_owned(&l),
+                )
             })
             .collect();
         ModelHandles {

@@ -48,8 +48,13 @@ impl ModelLoader {
             bundle_dir = %self.settings.bundle_dir.display(),
             "model loaded"
         );
-        self.state.publish(model);
+        self.publish(model);
         Ok(())
+    }
+
+    /// Publishes an already loaded model (tests publish models with fake engines).
+    pub fn publish(&self, model: crate::model::LoadedModel) {
+        self.state.publish(model);
     }
 }
 
@@ -63,7 +68,13 @@ impl Application {
         let registry = web::Data::new(registry);
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", settings.server.host, settings.server.port))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen on {}:{}: {e}",
+                    settings.server.host,
+                    settings.server.port
+                )
+            })?;
         let port = listener.local_addr()?.port();
         let workers = settings.server.worker_count();
         let next_worker = Arc::new(AtomicUsize::new(0));
@@ -98,8 +109,16 @@ impl Application {
         .run();
 
         tracing::info!(port, workers, "listening");
-        let loader = ModelLoader { state, settings: settings.model.clone(), workers };
-        Ok(Self { port, server, loader })
+        let loader = ModelLoader {
+            state,
+            settings: settings.model.clone(),
+            workers,
+        };
+        Ok(Self {
+            port,
+            server,
+            loader,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -142,7 +161,9 @@ where
     Args: actix_web::FromRequest + 'static,
     F::Output: actix_web::Responder + 'static,
 {
-    web::resource(path).route(web::get().to(handler)).default_service(web::to(method_not_allowed))
+    web::resource(path)
+        .route(web::get().to(handler))
+        .default_service(web::to(method_not_allowed))
 }
 
 async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
@@ -158,7 +179,9 @@ async fn count_errors(
     let res = next.call(req).await?;
     let kind = res.response().extensions().get::<ErrorKind>().copied();
     if let (Some(kind), Some(state)) = (kind, state) {
-        state.metrics.count_error(route_template(res.request()), kind);
+        state
+            .metrics
+            .count_error(route_template(res.request()), kind);
     }
     Ok(res)
 }

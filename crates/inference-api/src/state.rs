@@ -25,7 +25,12 @@ pub struct WorkerIndex(pub usize);
 
 impl AppState {
     pub fn new(metrics: InferenceMetrics, limits: LimitSettings) -> Self {
-        Self { model: OnceLock::new(), metrics, limits, in_flight: AtomicUsize::new(0) }
+        Self {
+            model: OnceLock::new(),
+            metrics,
+            limits,
+            in_flight: AtomicUsize::new(0),
+        }
     }
 
     /// The served model, or `None` until it is loaded and warmed up.
@@ -43,7 +48,9 @@ impl AppState {
     pub fn try_admit(&self) -> Option<Permit<'_>> {
         let max = self.limits.max_in_flight;
         self.in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
             .ok()
             .map(|_| Permit(&self.in_flight))
     }

@@ -3,8 +3,8 @@
 //! A row is either an object keyed by feature name or an array in manifest order. Values must be
 //! JSON numbers that stay finite as `f32`; anything else is a validation error naming the feature.
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::collections::HashMap;
 use std::fmt;
 
@@ -17,7 +17,11 @@ pub struct FeatureSchema {
 
 impl FeatureSchema {
     pub fn new(names: Vec<String>) -> Self {
-        let index = names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
+        let index = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
         Self { names, index }
     }
 
@@ -99,7 +103,10 @@ pub struct ValidationError {
 
 impl ValidationError {
     fn new(code: ValidationCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 
     fn in_row(mut self, row: Option<usize>) -> Self {
@@ -114,7 +121,12 @@ const LISTED_NAMES: usize = 5;
 
 fn list_names<'a>(names: impl Iterator<Item = &'a str>) -> String {
     let names: Vec<&str> = names.collect();
-    let mut out = names.iter().take(LISTED_NAMES).map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ");
+    let mut out = names
+        .iter()
+        .take(LISTED_NAMES)
+        .map(|n| format!("{n:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     if names.len() > LISTED_NAMES {
         out.push_str(&format!(" and {} more", names.len() - LISTED_NAMES));
     }
@@ -132,20 +144,33 @@ impl PredictRequest {
     }
 
     /// Validates the request and lays its rows out for the model.
-    pub fn into_matrix(self, schema: &FeatureSchema, max_rows: usize) -> Result<FeatureMatrix, ValidationError> {
+    pub fn into_matrix(
+        self,
+        schema: &FeatureSchema,
+        max_rows: usize,
+    ) -> Result<FeatureMatrix, ValidationError> {
         let rows: Vec<(Option<usize>, RowInput)> = match (self.features, self.instances) {
             (Some(row), None) => vec![(None, row)],
             (None, Some(rows)) => {
                 if rows.is_empty() {
-                    return Err(ValidationError::new(ValidationCode::EmptyBatch, "`instances` is empty"));
+                    return Err(ValidationError::new(
+                        ValidationCode::EmptyBatch,
+                        "`instances` is empty",
+                    ));
                 }
                 if rows.len() > max_rows {
                     return Err(ValidationError::new(
                         ValidationCode::BatchTooLarge,
-                        format!("{} rows in `instances`, at most {max_rows} are accepted", rows.len()),
+                        format!(
+                            "{} rows in `instances`, at most {max_rows} are accepted",
+                            rows.len()
+                        ),
                     ));
                 }
-                rows.into_iter().enumerate().map(|(i, r)| (Some(i), r)).collect()
+                rows.into_iter()
+                    .enumerate()
+                    .map(|(i, r)| (Some(i), r))
+                    .collect()
             }
             (Some(_), Some(_)) => {
                 return Err(ValidationError::new(
@@ -166,7 +191,10 @@ impl PredictRequest {
         for ((at, row), out) in rows.into_iter().zip(values.chunks_exact_mut(n)) {
             fill_row(row, schema, out).map_err(|e| e.in_row(at))?;
         }
-        Ok(FeatureMatrix { rows: count, values })
+        Ok(FeatureMatrix {
+            rows: count,
+            values,
+        })
     }
 }
 
@@ -209,7 +237,12 @@ fn fill_row(row: RowInput, schema: &FeatureSchema, out: &mut [f32]) -> Result<()
                 ));
             }
             if seen.iter().any(|s| !s) {
-                let missing = schema.names.iter().zip(&seen).filter(|(_, s)| !**s).map(|(n, _)| n.as_str());
+                let missing = schema
+                    .names
+                    .iter()
+                    .zip(&seen)
+                    .filter(|(_, s)| !**s)
+                    .map(|(n, _)| n.as_str());
                 return Err(ValidationError::new(
                     ValidationCode::MissingFeature,
                     format!("missing features: {}", list_names(missing)),
@@ -312,7 +345,7 @@ impl<'de> Deserialize<'de> for RowInput {
                 Ok(RowInput::Named(pairs))
             }
         }
-        d.deserialize_any(V).map_err(|e: D::Error| de::Error::custom(e))
+        d.deserialize_any(V)
     }
 }
 
@@ -339,44 +372,91 @@ mod tests {
         let named = parse(json!({"features": {"c": 3, "a": 1.5, "b": -2}})).expect("valid");
         let ordered = parse(json!({"features": [1.5, -2, 3]})).expect("valid");
         assert_eq!(named, ordered);
-        assert_eq!(named, FeatureMatrix { rows: 1, values: vec![1.5, -2.0, 3.0] });
+        assert_eq!(
+            named,
+            FeatureMatrix {
+                rows: 1,
+                values: vec![1.5, -2.0, 3.0]
+            }
+        );
     }
 
     #[test]
     fn a_batch_mixes_both_row_forms_in_order() {
         let m = parse(json!({"instances": [[1, 2, 3], {"a": 4, "b": 5, "c": 6}]})).expect("valid");
-        assert_eq!(m, FeatureMatrix { rows: 2, values: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0] });
+        assert_eq!(
+            m,
+            FeatureMatrix {
+                rows: 2,
+                values: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+            }
+        );
     }
 
     #[test]
     fn each_bad_input_gets_its_code() {
-        assert_eq!(code(json!({"features": [1, 2]})), ValidationCode::WrongFeatureCount);
-        assert_eq!(code(json!({"features": {"a": 1, "b": 2, "c": 3, "zz": 4}})), ValidationCode::UnknownFeature);
-        assert_eq!(code(json!({"features": {"a": 1, "b": 2}})), ValidationCode::MissingFeature);
-        assert_eq!(code(json!({"features": {"a": 1, "b": null, "c": 3}})), ValidationCode::MissingFeature);
-        assert_eq!(code(json!({"features": [1, "2", 3]})), ValidationCode::NonNumericValue);
-        assert_eq!(code(json!({"features": [1, true, 3]})), ValidationCode::NonNumericValue);
-        assert_eq!(code(json!({"features": [1, [2], 3]})), ValidationCode::NonNumericValue);
-        assert_eq!(code(json!({"features": [1, 1e300, 3]})), ValidationCode::NonFiniteValue);
+        assert_eq!(
+            code(json!({"features": [1, 2]})),
+            ValidationCode::WrongFeatureCount
+        );
+        assert_eq!(
+            code(json!({"features": {"a": 1, "b": 2, "c": 3, "zz": 4}})),
+            ValidationCode::UnknownFeature
+        );
+        assert_eq!(
+            code(json!({"features": {"a": 1, "b": 2}})),
+            ValidationCode::MissingFeature
+        );
+        assert_eq!(
+            code(json!({"features": {"a": 1, "b": null, "c": 3}})),
+            ValidationCode::MissingFeature
+        );
+        assert_eq!(
+            code(json!({"features": [1, "2", 3]})),
+            ValidationCode::NonNumericValue
+        );
+        assert_eq!(
+            code(json!({"features": [1, true, 3]})),
+            ValidationCode::NonNumericValue
+        );
+        assert_eq!(
+            code(json!({"features": [1, [2], 3]})),
+            ValidationCode::NonNumericValue
+        );
+        assert_eq!(
+            code(json!({"features": [1, 1e300, 3]})),
+            ValidationCode::NonFiniteValue
+        );
         assert_eq!(code(json!({"instances": []})), ValidationCode::EmptyBatch);
-        assert_eq!(code(json!({"instances": [[1, 2, 3], [1, 2, 3], [1, 2, 3]]})), ValidationCode::BatchTooLarge);
+        assert_eq!(
+            code(json!({"instances": [[1, 2, 3], [1, 2, 3], [1, 2, 3]]})),
+            ValidationCode::BatchTooLarge
+        );
         assert_eq!(code(json!({})), ValidationCode::InvalidRequest);
-        assert_eq!(code(json!({"features": [1, 2, 3], "instances": [[1, 2, 3]]})), ValidationCode::InvalidRequest);
+        assert_eq!(
+            code(json!({"features": [1, 2, 3], "instances": [[1, 2, 3]]})),
+            ValidationCode::InvalidRequest
+        );
     }
 
     #[test]
     fn messages_name_the_feature_and_the_row() {
         let e = parse(json!({"instances": [[1, 2, 3], [1, "x", 3]]})).expect_err("rejected");
-        assert_eq!(e.message, "instances[1]: feature \"b\" is a string, expected a number");
+        assert_eq!(
+            e.message,
+            "instances[1]: feature \"b\" is a string, expected a number"
+        );
         let e = parse(json!({"features": {"a": 1}})).expect_err("rejected");
         assert_eq!(e.message, "missing features: \"b\", \"c\"");
     }
 
     #[test]
     fn a_row_that_is_neither_object_nor_array_is_a_data_error() {
-        let err = serde_json::from_str::<PredictRequest>(r#"{"features": 5}"#).expect_err("rejected");
+        let err =
+            serde_json::from_str::<PredictRequest>(r#"{"features": 5}"#).expect_err("rejected");
         assert!(err.is_data(), "{err}");
-        let err = serde_json::from_str::<PredictRequest>(r#"{"features": [1, 2"#).expect_err("rejected");
+        let err =
+            serde_json::from_str::<PredictRequest>(r#"{"features": [1, 2"#).expect_err("rejected");
         assert!(err.is_eof() || err.is_syntax(), "{err}");
         let err = serde_json::from_str::<PredictRequest>(r#"{"rows": []}"#).expect_err("rejected");
         assert!(err.is_data(), "{err}");

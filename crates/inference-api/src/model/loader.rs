@@ -23,7 +23,11 @@ pub struct LoadedModel {
 
 impl LoadedModel {
     /// Builds a model around ready engines (tests use this with fakes).
-    pub fn new(manifest: Manifest, raw_manifest: &serde_json::Value, engines: Vec<Box<dyn Engine>>) -> Self {
+    pub fn new(
+        manifest: Manifest,
+        raw_manifest: &serde_json::Value,
+        engines: Vec<Box<dyn Engine>>,
+    ) -> Self {
         Self {
             public_manifest: public_view(raw_manifest),
             schema: FeatureSchema::new(manifest.features.clone()),
@@ -35,7 +39,12 @@ impl LoadedModel {
     }
 
     /// Runs the model on `rows` rows with the engine of `worker`.
-    pub fn run(&self, worker: usize, input: &[f32], rows: usize) -> Result<Output, super::EngineError> {
+    pub fn run(
+        &self,
+        worker: usize,
+        input: &[f32],
+        rows: usize,
+    ) -> Result<Output, super::EngineError> {
         let engine = &self.engines[worker % self.engines.len()];
         // A poisoned lock only means an earlier run panicked; the session itself is still usable.
         let mut engine = engine.lock().unwrap_or_else(|p| p.into_inner());
@@ -71,7 +80,11 @@ pub fn load_bundle(settings: &ModelSettings, workers: usize) -> anyhow::Result<L
     if let Some(expected) = manifest.artifacts.get("model.onnx") {
         let actual = format!("{:x}", Sha256::digest(&model));
         if !actual.eq_ignore_ascii_case(&expected.sha256) {
-            bail!("{}/model.onnx has sha256 {actual}, the manifest says {}", dir.display(), expected.sha256);
+            bail!(
+                "{}/model.onnx has sha256 {actual}, the manifest says {}",
+                dir.display(),
+                expected.sha256
+            );
         }
     }
     let sessions = match settings.session_sharing {
@@ -88,13 +101,22 @@ pub fn load_bundle(settings: &ModelSettings, workers: usize) -> anyhow::Result<L
         classes: manifest.classes.len(),
         intra_threads: settings.intra_threads,
     };
-    let means: Vec<f32> = manifest.training.feature_stats.iter().map(|s| s.mean as f32).collect();
+    let means: Vec<f32> = manifest
+        .training
+        .feature_stats
+        .iter()
+        .map(|s| s.mean as f32)
+        .collect();
     let mut engines: Vec<Box<dyn Engine>> = Vec::with_capacity(sessions);
     for _ in 0..sessions {
         let mut engine = OnnxEngine::new(&spec)?;
         let out = engine.run(&means, 1).context("warm-up run")?;
         if !(0..manifest.classes.len() as i64).contains(&out.labels[0]) {
-            bail!("the model predicted class index {} but the manifest lists {} classes", out.labels[0], manifest.classes.len());
+            bail!(
+                "the model predicted class index {} but the manifest lists {} classes",
+                out.labels[0],
+                manifest.classes.len()
+            );
         }
         engines.push(Box::new(engine));
     }

@@ -71,9 +71,15 @@ impl Manifest {
             return Err("model.json must list at least two classes".into());
         }
         if m.training.feature_stats.len() != m.features.len()
-            || m.training.feature_stats.iter().zip(&m.features).any(|(s, f)| &s.name != f)
+            || m.training
+                .feature_stats
+                .iter()
+                .zip(&m.features)
+                .any(|(s, f)| &s.name != f)
         {
-            return Err("model.json: training.feature_stats must follow `features` in order".into());
+            return Err(
+                "model.json: training.feature_stats must follow `features` in order".into(),
+            );
         }
         m.trained_at_unix()?;
         Ok(m)
@@ -83,7 +89,8 @@ impl Manifest {
     pub fn trained_at_unix(&self) -> Result<f64, String> {
         let t = humantime::parse_rfc3339_weak(self.trained_at.trim_end_matches('Z'))
             .map_err(|e| format!("model.json trained_at {:?}: {e}", self.trained_at))?;
-        Ok(t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()))
+        Ok(t.duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64()))
     }
 }
 
@@ -98,7 +105,9 @@ pub fn public_view(raw: &serde_json::Value) -> serde_json::Value {
 
 /// Seconds since the Unix epoch, now.
 pub fn now_unix() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[cfg(test)]
@@ -106,8 +115,11 @@ mod tests {
     use super::*;
 
     fn bundled() -> String {
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/breast-cancer/model.json"))
-            .expect("bundled manifest")
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../models/breast-cancer/model.json"
+        ))
+        .expect("bundled manifest")
     }
 
     #[test]

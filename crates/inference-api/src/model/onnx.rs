@@ -11,12 +11,19 @@ static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Loads the ONNX Runtime library once per process (ONNX Runtime allows one environment).
 fn environment(library: &Path) -> Result<&'static ort::environment::Environment, EngineError> {
-    let _guard = INIT.lock().map_err(|_| EngineError::Start("poisoned init lock".into()))?;
+    let _guard = INIT
+        .lock()
+        .map_err(|_| EngineError::Start("poisoned init lock".into()))?;
     if let Some(env) = ENVIRONMENT.get() {
         return Ok(env);
     }
     let env = ort::init_from(library)
-        .map_err(|e| EngineError::Start(format!("loading ONNX Runtime from {}: {e}", library.display())))?
+        .map_err(|e| {
+            EngineError::Start(format!(
+                "loading ONNX Runtime from {}: {e}",
+                library.display()
+            ))
+        })?
         .with_name("inference-api")
         .with_telemetry(false)
         .build()
@@ -26,7 +33,11 @@ fn environment(library: &Path) -> Result<&'static ort::environment::Environment,
 
 /// ONNX Runtime's build description, once the library is loaded.
 pub fn build_info() -> &'static str {
-    if ENVIRONMENT.get().is_some() { ort::info() } else { "not loaded" }
+    if ENVIRONMENT.get().is_some() {
+        ort::info()
+    } else {
+        "not loaded"
+    }
 }
 
 /// One ONNX Runtime session with the names of its input and two outputs.
@@ -65,7 +76,10 @@ impl OnnxEngine {
         let has_input = session.inputs().iter().any(|o| o.name() == spec.input);
         let outputs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
         if !has_input {
-            return Err(EngineError::Start(format!("the model has no input named {:?}", spec.input)));
+            return Err(EngineError::Start(format!(
+                "the model has no input named {:?}",
+                spec.input
+            )));
         }
         for name in [spec.label_output, spec.probabilities_output] {
             if !outputs.contains(&name) {
@@ -114,6 +128,9 @@ impl Engine for OnnxEngine {
                 self.classes
             )));
         }
-        Ok(Output { labels: labels.to_vec(), probabilities: probabilities.to_vec() })
+        Ok(Output {
+            labels: labels.to_vec(),
+            probabilities: probabilities.to_vec(),
+        })
     }
 }

@@ -31,5 +31,9 @@ pub async fn model_manifest(state: web::Data<AppState>) -> Result<HttpResponse, 
 
 /// Every path no route matches.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound(format!("{} {}", req.method(), req.path())))
+    Err(ApiError::NotFound(format!(
+        "{} {}",
+        req.method(),
+        req.path()
+    )))
 }

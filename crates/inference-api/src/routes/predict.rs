@@ -43,7 +43,11 @@ impl Serialize for Probabilities<'_> {
 }
 
 fn is_json(req: &HttpRequest) -> Result<(), ApiError> {
-    let given = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let given = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     match req.mime_type() {
         Ok(Some(m)) if m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json") => Ok(()),
         _ if given.is_empty() => Err(ApiError::UnsupportedMediaType("no Content-Type".into())),
@@ -52,7 +56,10 @@ fn is_json(req: &HttpRequest) -> Result<(), ApiError> {
 }
 
 /// Reads the body (limit from `web::PayloadConfig`), mapping actix's errors to ours.
-fn body_or_error(body: Result<web::Bytes, actix_web::Error>, limit: usize) -> Result<web::Bytes, ApiError> {
+fn body_or_error(
+    body: Result<web::Bytes, actix_web::Error>,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
     body.map_err(|e| match e.as_response_error().status_code().as_u16() {
         413 => ApiError::PayloadTooLarge { limit },
         _ => ApiError::MalformedJson(format!("could not read the body: {e}")),
@@ -70,7 +77,10 @@ pub async fn predict(
     let body = body_or_error(body, state.limits.max_body_bytes)?;
     let serving = state.model().ok_or(ApiError::NotReady)?;
     let model = &serving.model;
-    let mut log = LogFields { model: Some(model.name.clone()), rows: None };
+    let mut log = LogFields {
+        model: Some(model.name.clone()),
+        rows: None,
+    };
 
     let started = Instant::now();
     let parsed = serde_json::from_slice::<PredictRequest>(&body).map_err(|e| {
@@ -98,22 +108,34 @@ pub async fn predict(
     let preprocessed = Instant::now();
     serving.handles.observe_preprocess(preprocessed - started);
 
-    let out = model.run(worker.0, &matrix.values, matrix.rows).map_err(ApiError::Model)?;
-    serving.handles.observe_run(preprocessed.elapsed(), matrix.rows);
+    let out = model
+        .run(worker.0, &matrix.values, matrix.rows)
+        .map_err(ApiError::Model)?;
+    serving
+        .handles
+        .observe_run(preprocessed.elapsed(), matrix.rows);
 
     let classes = &model.manifest.classes;
     let n = classes.len();
     let mut predictions = Vec::with_capacity(matrix.rows);
     for (label, probs) in out.labels.iter().zip(out.probabilities.chunks_exact(n)) {
-        let class_index = usize::try_from(*label).ok().filter(|i| *i < n).ok_or_else(|| {
-            ApiError::Model(crate::model::EngineError::Run(format!("class index {label} out of range")))
-        })?;
+        let class_index = usize::try_from(*label)
+            .ok()
+            .filter(|i| *i < n)
+            .ok_or_else(|| {
+                ApiError::Model(crate::model::EngineError::Run(format!(
+                    "class index {label} out of range"
+                )))
+            })?;
         let confidence = probs.iter().copied().fold(0f32, f32::max);
         serving.handles.observe_prediction(class_index, confidence);
         predictions.push(RowPrediction {
             label: &classes[class_index],
             class_index,
-            probabilities: Probabilities { classes, values: probs },
+            probabilities: Probabilities {
+                classes,
+                values: probs,
+            },
             confidence,
         });
     }

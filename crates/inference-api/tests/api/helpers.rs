@@ -1,0 +1,197 @@
+use inference_api::configuration::{Settings, get_configuration};
+use inference_api::startup::{Application, ModelLoader};
+use metrics_core::telemetry::{get_subscriber, init_subscriber};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var("TEST_LOG").is_ok() {
+        init_subscriber(get_subscriber("test", "info", std::io::stdout));
+    } else {
+        init_subscriber(get_subscriber("test", "info", std::io::sink));
+    }
+});
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn bundle_dir() -> PathBuf {
+    repo_root().join("models/breast-cancer")
+}
+
+/// The real configuration, isolated: loopback, a free port, absolute paths, two workers.
+pub fn test_settings() -> Settings {
+    let mut s = get_configuration().expect("configuration");
+    s.server.host = "127.0.0.1".into();
+    s.server.port = 0;
+    s.server.workers = 2;
+    s.server.shutdown_timeout_seconds = 1;
+    s.model.bundle_dir = bundle_dir();
+    s.model.onnxruntime_path = repo_root().join(".onnxruntime/libonnxruntime.so.1.31.1");
+    s
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+}
+
+/// The app with the bundled model loaded and ready.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
+    let (app, loader) = spawn_unloaded_app_with(change).await;
+    loader.load().await.expect("the bundled model loads");
+    app
+}
+
+/// The app serving, with no model loaded yet; `loader.load()` loads it.
+pub async fn spawn_unloaded_app_with(change: impl FnOnce(&mut Settings)) -> (TestApp, ModelLoader) {
+    LazyLock::force(&TRACING);
+    let mut settings = test_settings();
+    change(&mut settings);
+    let app = Application::build(settings).await.expect("build");
+    let port = app.port();
+    let loader = app.loader();
+    tokio::spawn(app.run_without_loading());
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client");
+    (
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            client,
+        },
+        loader,
+    )
+}
+
+/// A response's status, headers and JSON body.
+pub struct Reply {
+    pub status: u16,
+    pub request_id: Option<String>,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub async fn post_predict(&self, body: &Value) -> Reply {
+        self.post_raw(body.to_string(), Some("application/json"))
+            .await
+    }
+
+    pub async fn post_raw(
+        &self,
+        body: impl Into<reqwest::Body>,
+        content_type: Option<&str>,
+    ) -> Reply {
+        let mut req = self
+            .client
+            .post(format!("{}/predict", self.address))
+            .body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        reply(req.send().await.expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        reply(
+            self.client
+                .get(format!("{}{path}", self.address))
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+
+    pub async fn metrics(&self) -> String {
+        let res = self
+            .client
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .expect("scrape");
+        assert_eq!(res.status().as_u16(), 200);
+        res.text().await.expect("body")
+    }
+
+    /// The value of the sample written exactly as `series` (`name{labels}`), if exposed.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        sample(&self.metrics().await, series)
+    }
+}
+
+async fn reply(res: reqwest::Response) -> Reply {
+    let status = res.status().as_u16();
+    let request_id = res
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let text = res.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Reply {
+        status,
+        request_id,
+        body,
+    }
+}
+
+/// The value of `series` in an exposition text.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The bundled held-out rows: feature values in manifest order and the true class name.
+pub fn samples() -> Vec<(Vec<f64>, String)> {
+    let mut reader = csv::Reader::from_path(bundle_dir().join("samples.csv")).expect("samples.csv");
+    reader
+        .records()
+        .map(|r| {
+            let r = r.expect("record");
+            let n = r.len() - 1;
+            let values = (0..n)
+                .map(|i| r[i].parse::<f64>().expect("number"))
+                .collect();
+            (values, r[n].to_owned())
+        })
+        .collect()
+}
+
+pub fn manifest() -> Value {
+    let text = std::fs::read_to_string(bundle_dir().join("model.json")).expect("model.json");
+    serde_json::from_str(&text).expect("json")
+}
+
+pub fn feature_names() -> Vec<String> {
+    manifest()["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .map(|v| v.as_str().expect("name").to_owned())
+        .collect()
+}
+
+/// One valid row keyed by feature name.
+pub fn named_row(values: &[f64]) -> Value {
+    let map: serde_json::Map<String, Value> = feature_names()
+        .into_iter()
+        .zip(values)
+        .map(|(n, v)| (n, Value::from(*v)))
+        .collect();
+    Value::Object(map)
+}

@@ -1,0 +1,8 @@
+//! One integration-test binary for the inference API, against the real bundled model.
+
+mod errors;
+mod health;
+mod helpers;
+mod lifecycle;
+mod metrics;
+mod predict;
