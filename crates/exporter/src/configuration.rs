@@ -75,7 +75,10 @@ pub struct MountPoint {
 #[serde(untagged)]
 enum MountPointSpec {
     Short(String),
-    Long { path: PathBuf, label: Option<String> },
+    Long {
+        path: PathBuf,
+        label: Option<String>,
+    },
 }
 
 impl TryFrom<MountPointSpec> for MountPoint {
@@ -185,7 +188,12 @@ mod tests {
                 .expect("parses")
         };
         let got = parse("m: [/, /host/root=/, {path: /data, label: data}, {path: /srv}]");
-        let want = [("/", "/"), ("/host/root", "/"), ("/data", "data"), ("/srv", "/srv")];
+        let want = [
+            ("/", "/"),
+            ("/host/root", "/"),
+            ("/data", "data"),
+            ("/srv", "/srv"),
+        ];
         assert_eq!(got.len(), want.len());
         for (g, (path, label)) in got.iter().zip(want) {
             assert_eq!((g.path.to_str(), g.label.as_str()), (Some(path), label));

@@ -35,8 +35,8 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Healthcheck { timeout_seconds } => {
-            let timeout = Duration::try_from_secs_f64(timeout_seconds)
-                .unwrap_or(Duration::from_secs(2));
+            let timeout =
+                Duration::try_from_secs_f64(timeout_seconds).unwrap_or(Duration::from_secs(2));
             let server = &settings.server;
             match metrics_core::health::probe(server.probe_host(), server.port, "/health", timeout)
             {
@@ -48,7 +48,11 @@ fn main() -> ExitCode {
             }
         }
         Command::Serve => {
-            init_subscriber(get_subscriber("exporter", &settings.log.level, std::io::stdout));
+            init_subscriber(get_subscriber(
+                "exporter",
+                &settings.log.level,
+                std::io::stdout,
+            ));
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

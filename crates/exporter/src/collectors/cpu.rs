@@ -127,7 +127,13 @@ impl Collector for CpuCollector {
         if let Ok([one, five, fifteen]) = loadavg {
             out.gauge("system_load1", "1-minute load average", None, vec![], one);
             out.gauge("system_load5", "5-minute load average", None, vec![], five);
-            out.gauge("system_load15", "15-minute load average", None, vec![], fifteen);
+            out.gauge(
+                "system_load15",
+                "15-minute load average",
+                None,
+                vec![],
+                fifteen,
+            );
         }
 
         let sample = self.sampler.latest();
@@ -155,7 +161,9 @@ impl Collector for CpuCollector {
             }
             // Right after start the first two readings are not taken yet; that is not a failure.
             None if self.started.elapsed() <= self.max_age() => None,
-            None => Some(CollectError::new("no CPU usage could be read from /proc/stat")),
+            None => Some(CollectError::new(
+                "no CPU usage could be read from /proc/stat",
+            )),
         };
         match (loadavg, sample_error) {
             (Err(e), _) | (Ok(_), Some(e)) => Err(e),

@@ -146,9 +146,9 @@ pub fn parse_mountinfo_line(line: &str) -> Option<PathBuf> {
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).filter(|d| {
-            bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b))
-        });
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
         match octal {
             Some(d) => {
                 let value = d.iter().fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
@@ -161,7 +161,9 @@ pub fn parse_mountinfo_line(line: &str) -> Option<PathBuf> {
             }
         }
     }
-    Some(PathBuf::from(String::from_utf8_lossy(&decoded).into_owned()))
+    Some(PathBuf::from(
+        String::from_utf8_lossy(&decoded).into_owned(),
+    ))
 }
 
 #[cfg(test)]
@@ -193,7 +195,10 @@ mod tests {
             Some(PathBuf::from("/srv/models"))
         );
         assert_eq!(at("/srv/modelsx/a"), Some(PathBuf::from("/")));
-        assert_eq!(at("/srv/my models/a"), Some(PathBuf::from("/srv/my models")));
+        assert_eq!(
+            at("/srv/my models/a"),
+            Some(PathBuf::from("/srv/my models"))
+        );
         assert_eq!(at("/home/user"), Some(PathBuf::from("/")));
     }
 

@@ -12,7 +12,9 @@ mod model_artifacts;
 
 pub use cpu::{CpuCollector, CpuSampler};
 pub use filesystem::{FilesystemCollector, parse_mountinfo_line};
-pub use memory::{MemoryCollector, cgroup_memory_limit, cgroup_memory_limit_files, parse_cgroup_limit};
+pub use memory::{
+    MemoryCollector, cgroup_memory_limit, cgroup_memory_limit_files, parse_cgroup_limit,
+};
 pub use model_artifacts::{Manifest, ModelArtifactsCollector};
 
 use crate::configuration::CollectorSettings;

@@ -65,7 +65,8 @@ fn read_bundle(dir: &Path, seen_models: &[String]) -> Result<(String, Samples), 
     let manifest_path = dir.join(MANIFEST);
     let json = std::fs::read_to_string(&manifest_path)
         .map_err(|e| format!("cannot read {}: {e}", manifest_path.display()))?;
-    let manifest = Manifest::parse(&json).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    let manifest =
+        Manifest::parse(&json).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
     if seen_models.contains(&manifest.name) {
         return Err(format!(
             "{}: model name {:?} is already used by another bundle",
@@ -189,7 +190,10 @@ mod tests {
     #[test]
     fn rejects_bad_manifests() {
         assert!(Manifest::parse("{}").is_err());
-        assert!(Manifest::parse(r#"{"name":"","version":"1","trained_at":"2026-11-21T00:00:00Z"}"#).is_err());
+        assert!(
+            Manifest::parse(r#"{"name":"","version":"1","trained_at":"2026-11-21T00:00:00Z"}"#)
+                .is_err()
+        );
         let err = Manifest::parse(r#"{"name":"m","version":"1","trained_at":"yesterday"}"#)
             .expect_err("not RFC 3339");
         assert!(err.contains("yesterday"), "{err}");
@@ -211,9 +215,19 @@ mod tests {
         let mut out = Samples::default();
         collector.collect(&mut out).expect("readable bundle");
         let labels = |a: &'static str| [("model", "breast-cancer"), ("artifact", a)];
-        assert_eq!(out.value("model_artifact_size", &labels("model.onnx")), Some(10.0));
-        assert!(out.value("model_artifact_size", &labels("model.json")).is_some());
-        assert_eq!(out.families()[1].samples.len(), 2, "hidden files and dirs skipped");
+        assert_eq!(
+            out.value("model_artifact_size", &labels("model.onnx")),
+            Some(10.0)
+        );
+        assert!(
+            out.value("model_artifact_size", &labels("model.json"))
+                .is_some()
+        );
+        assert_eq!(
+            out.families()[1].samples.len(),
+            2,
+            "hidden files and dirs skipped"
+        );
         assert_eq!(
             out.value("model_trained_timestamp", &[("model", "breast-cancer")]),
             Some(1_795_219_200.0)
@@ -236,8 +250,14 @@ mod tests {
         ]);
         let mut out = Samples::default();
         let err = collector.collect(&mut out).expect_err("broken bundle");
-        assert!(err.0.contains("never") && err.0.contains("already used"), "{err}");
-        assert_eq!(out.value("model_trained_timestamp", &[("model", "other")]), None);
+        assert!(
+            err.0.contains("never") && err.0.contains("already used"),
+            "{err}"
+        );
+        assert_eq!(
+            out.value("model_trained_timestamp", &[("model", "other")]),
+            None
+        );
         assert_eq!(out.families()[0].samples.len(), 2, "only the good bundle");
     }
 }

@@ -1,0 +1,118 @@
+use crate::helpers::{copy_of_bundled_model, spawn_app, spawn_app_with};
+use filetime::FileTime;
+
+#[tokio::test]
+async fn the_bundled_model_is_reported_from_its_manifest() {
+    let app = spawn_app().await;
+
+    let scrape = app.scrape().await;
+
+    assert_eq!(scrape.collector_success("model_artifacts"), 1.0);
+    let model = [("model", "breast-cancer")];
+    // trained_at "2026-11-21T00:00:00Z" in models/breast-cancer/model.json
+    assert_eq!(
+        scrape.get("model_trained_timestamp_seconds", &model),
+        1_795_219_200.0
+    );
+    assert_eq!(
+        scrape.get(
+            "model_info",
+            &[("model", "breast-cancer"), ("version", "1.0.0")]
+        ),
+        1.0
+    );
+    let onnx = [("model", "breast-cancer"), ("artifact", "model.onnx")];
+    let size = std::fs::metadata(crate::helpers::bundled_model().join("model.onnx"))
+        .expect("model.onnx")
+        .len();
+    assert_eq!(scrape.get("model_artifact_size_bytes", &onnx), size as f64);
+    let files = std::fs::read_dir(crate::helpers::bundled_model())
+        .expect("bundle")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_file() && !e.file_name().to_string_lossy().starts_with('.'))
+        .count();
+    assert_eq!(
+        scrape.count("model_artifact_modified_timestamp_seconds"),
+        files
+    );
+}
+
+#[tokio::test]
+async fn touching_a_file_moves_its_timestamp_to_exactly_that_time() {
+    let bundle = copy_of_bundled_model();
+    let dir = bundle.path().to_path_buf();
+    let app = spawn_app_with(|s| s.collectors.model_bundles = vec![dir]).await;
+    let onnx = [("model", "breast-cancer"), ("artifact", "model.onnx")];
+    let before = app
+        .scrape()
+        .await
+        .get("model_artifact_modified_timestamp_seconds", &onnx);
+
+    let when = FileTime::from_unix_time(1_700_000_000, 250_000_000);
+    filetime::set_file_mtime(bundle.path().join("model.onnx"), when).expect("set mtime");
+    let after = app.scrape().await;
+
+    assert_ne!(before, 1_700_000_000.25);
+    assert_eq!(
+        after.get("model_artifact_modified_timestamp_seconds", &onnx),
+        1_700_000_000.25
+    );
+}
+
+#[tokio::test]
+async fn a_replaced_file_shows_at_the_next_scrape() {
+    let bundle = copy_of_bundled_model();
+    let dir = bundle.path().to_path_buf();
+    let app = spawn_app_with(|s| s.collectors.model_bundles = vec![dir]).await;
+    let csv = [("model", "breast-cancer"), ("artifact", "samples.csv")];
+    assert!(app.scrape().await.get("model_artifact_size_bytes", &csv) > 1000.0);
+
+    let staged = bundle.path().join(".samples.csv.new");
+    std::fs::write(&staged, "a,b\n1,2\n").expect("write");
+    std::fs::rename(&staged, bundle.path().join("samples.csv")).expect("rename");
+    let scrape = app.scrape().await;
+
+    assert_eq!(scrape.get("model_artifact_size_bytes", &csv), 8.0);
+}
+
+#[tokio::test]
+async fn deleting_the_bundle_fails_only_this_collector_and_drops_its_series() {
+    let bundle = copy_of_bundled_model();
+    let dir = bundle.path().to_path_buf();
+    let app = spawn_app_with(|s| s.collectors.model_bundles = vec![dir]).await;
+    assert_eq!(app.scrape().await.collector_success("model_artifacts"), 1.0);
+
+    bundle.close().expect("bundle deleted");
+    let scrape = app.scrape().await;
+
+    assert_eq!(scrape.collector_success("model_artifacts"), 0.0);
+    for name in [
+        "model_artifact_modified_timestamp_seconds",
+        "model_artifact_size_bytes",
+        "model_trained_timestamp_seconds",
+        "model_info",
+    ] {
+        assert_eq!(scrape.count(name), 0, "{name} should be gone");
+    }
+    for collector in ["memory", "filesystem", "cpu"] {
+        assert_eq!(scrape.collector_success(collector), 1.0, "{collector}");
+    }
+    assert!(scrape.get("system_memory_total_bytes", &[]) > 0.0);
+    assert!(scrape.get("system_filesystem_size_bytes", &[("mountpoint", "/")]) > 0.0);
+    assert!(scrape.get("system_load1", &[]) >= 0.0);
+}
+
+#[tokio::test]
+async fn an_unreadable_manifest_exports_nothing_stale() {
+    let bundle = copy_of_bundled_model();
+    let dir = bundle.path().to_path_buf();
+    let app = spawn_app_with(|s| s.collectors.model_bundles = vec![dir]).await;
+    assert_eq!(app.scrape().await.count("model_artifact_size_bytes"), 3);
+
+    std::fs::write(bundle.path().join("model.json"), "{ not json").expect("write");
+    let scrape = app.scrape().await;
+
+    assert_eq!(scrape.collector_success("model_artifacts"), 0.0);
+    assert_eq!(scrape.count("model_artifact_size_bytes"), 0);
+    assert_eq!(scrape.count("model_info"), 0);
+}
