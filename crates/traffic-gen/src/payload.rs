@@ -94,10 +94,7 @@ impl Payloads {
                 single(format!("{{\"features\":{{{}}}}}", parts.join(",")))
             })
             .collect();
-        let malformed = object_rows
-            .iter()
-            .map(|b| b.slice(..b.len() / 2))
-            .collect();
+        let malformed = object_rows.iter().map(|b| b.slice(..b.len() / 2)).collect();
         let oversized = oversized_body(&row_arrays, oversized_bytes);
         Self {
             object_rows,

@@ -14,7 +14,17 @@ pub const MAX_BATCH_SIZE: usize = 1000;
 
 /// Every request the generator can send. Valid kinds come first.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum RequestKind {
@@ -246,7 +256,10 @@ impl Plan {
             let (a, b) = p.rate.endpoints();
             a > 0.0 || b > 0.0
         };
-        let last_sends = self.phases.last().is_some_and(|p| p.rate.endpoints().1 > 0.0);
+        let last_sends = self
+            .phases
+            .last()
+            .is_some_and(|p| p.rate.endpoints().1 > 0.0);
         if !(self.phases.iter().any(sends) && (self.repeat || last_sends)) {
             return Err(PlanError::NothingToSend);
         }

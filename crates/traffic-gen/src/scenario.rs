@@ -46,11 +46,21 @@ impl Builtin {
         match self {
             Builtin::Steady => "valid single rows at --rate",
             Builtin::Batch => "valid batches of --batch-size rows at --rate",
-            Builtin::Ramp => "valid single rows, rate rising from --rate to --ramp-to over --ramp-duration, then held",
-            Builtin::Spike => "valid single rows at --rate, with --spike-length bursts at --spike-factor x every --spike-every",
-            Builtin::Errors => "--bad-share of requests bad (malformed JSON, wrong feature count, non-numeric, wrong content type, oversized), the rest valid rows",
-            Builtin::Drift => "valid single rows shifted by --drift-shift training std and scaled by --drift-scale",
-            Builtin::Mixed => "demo default: mostly valid rows, small batches, 2% drifted, 2% bad; rate waves between --rate and 2x",
+            Builtin::Ramp => {
+                "valid single rows, rate rising from --rate to --ramp-to over --ramp-duration, then held"
+            }
+            Builtin::Spike => {
+                "valid single rows at --rate, with --spike-length bursts at --spike-factor x every --spike-every"
+            }
+            Builtin::Errors => {
+                "--bad-share of requests bad (malformed JSON, wrong feature count, non-numeric, wrong content type, oversized), the rest valid rows"
+            }
+            Builtin::Drift => {
+                "valid single rows shifted by --drift-shift training std and scaled by --drift-scale"
+            }
+            Builtin::Mixed => {
+                "demo default: mostly valid rows, small batches, 2% drifted, 2% bad; rate waves between --rate and 2x"
+            }
         }
     }
 
@@ -184,9 +194,25 @@ pub fn builtin(which: Builtin, p: &Params) -> Plan {
             let half = Duration::from_secs(30);
             let mut phases = vec![
                 phase("calm", minute, Rate::Constant(r), w.clone()),
-                phase("rise", half, Rate::Ramp { from: r, to: 2.0 * r }, w.clone()),
+                phase(
+                    "rise",
+                    half,
+                    Rate::Ramp {
+                        from: r,
+                        to: 2.0 * r,
+                    },
+                    w.clone(),
+                ),
                 phase("busy", half, Rate::Constant(2.0 * r), w.clone()),
-                phase("fall", half, Rate::Ramp { from: 2.0 * r, to: r }, w),
+                phase(
+                    "fall",
+                    half,
+                    Rate::Ramp {
+                        from: 2.0 * r,
+                        to: r,
+                    },
+                    w,
+                ),
             ];
             for ph in &mut phases {
                 ph.batch_size = MIXED_BATCH_SIZE.min(p.batch_size);
@@ -278,9 +304,10 @@ mod tests {
     fn every_builtin_is_a_valid_plan_named_after_itself() {
         for b in Builtin::ALL {
             let plan = builtin(b, &Params::default());
-            plan.validate().expect(b.name());
+            if let Err(e) = plan.validate() {
+                panic!("{}: {e}", b.name());
+            }
             assert_eq!(plan.name, b.name());
-            assert_eq!("x".parse::<Source>().is_err(), true);
             assert_eq!(b.name().parse::<Source>(), Ok(Source::Builtin(b)));
         }
     }
@@ -305,7 +332,11 @@ mod tests {
                 .sum();
             assert!(bad <= 0.02 + 1e-12, "{bad}");
             assert!(phase.batch_size <= MIXED_BATCH_SIZE);
-            assert!(RequestKind::ALL.iter().all(|k| phase.weights.share(*k) > 0.0));
+            assert!(
+                RequestKind::ALL
+                    .iter()
+                    .all(|k| phase.weights.share(*k) > 0.0)
+            );
         }
     }
 
@@ -320,6 +351,12 @@ mod tests {
         assert_eq!(spike.rate_at(1.0), 50.0);
         assert_eq!(spike.rate_at(18.0), 250.0);
         assert_eq!(spike.rate_at(21.0), 50.0);
+    }
+
+    #[test]
+    fn unknown_names_are_neither_builtins_nor_files() {
+        let err = "x".parse::<Source>().expect_err("not a scenario");
+        assert!(err.contains("steady, batch"), "{err}");
     }
 
     #[test]

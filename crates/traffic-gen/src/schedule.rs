@@ -75,7 +75,11 @@ pub struct Schedule {
 impl Schedule {
     /// `plan` must be valid ([`Plan::validate`]).
     pub fn new(plan: Plan, seed: u64) -> Self {
-        let pickers = plan.phases.iter().map(|p| KindPicker::new(&p.weights)).collect();
+        let pickers = plan
+            .phases
+            .iter()
+            .map(|p| KindPicker::new(&p.weights))
+            .collect();
         Self {
             plan,
             pickers,
@@ -225,7 +229,11 @@ mod tests {
             to: 0.0,
         };
         let offsets = offsets_until(plan(vec![(10.0, down)], true), 10.0);
-        assert!((offsets.len() as i64 - 1000).abs() <= 1, "{}", offsets.len());
+        assert!(
+            (offsets.len() as i64 - 1000).abs() <= 1,
+            "{}",
+            offsets.len()
+        );
         let first_half = offsets.iter().filter(|t| **t < 5.0).count() as i64;
         assert!((first_half - 750).abs() <= 1, "{first_half}");
     }
@@ -237,7 +245,16 @@ mod tests {
         assert_eq!(offsets.len(), 20);
         assert!(offsets.iter().all(|t| (*t % 2.0) < 1.0));
         let held = offsets_until(
-            plan(vec![(1.0, Rate::Ramp { from: 0.0, to: 20.0 })], false),
+            plan(
+                vec![(
+                    1.0,
+                    Rate::Ramp {
+                        from: 0.0,
+                        to: 20.0,
+                    },
+                )],
+                false,
+            ),
             3.0,
         );
         // 10 in the ramp (N(1) = 10), then 20/s for 2 s.

@@ -1,0 +1,208 @@
+//! How requests are sent: an open loop over a [`Schedule`].
+//!
+//! One producer sleeps until each ticket's absolute due time, takes one of `max_in_flight`
+//! permits and spawns a task for the request, so slow responses never slow the schedule down.
+//! When every permit is taken, the send waits for one and is counted as late; it is never
+//! skipped. Each task measures latency from the *intended* send time (coordinated-omission
+//! corrected) and from its actual start (service time) and hands a [`Completed`] to the
+//! aggregator over a channel.
+
+use crate::metrics::TrafficMetrics;
+use crate::payload::{Payloads, Request};
+use crate::plan::RequestKind;
+use crate::report::{Completed, Failure, SendSummary, StopReason};
+use crate::schedule::Schedule;
+use reqwest::header::CONTENT_TYPE;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// When a run ends (at least one is set).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limits {
+    pub duration: Option<Duration>,
+    pub requests: Option<u64>,
+}
+
+/// Everything the sending side needs.
+pub struct Executor {
+    pub client: reqwest::Client,
+    /// The full `POST /predict` URL.
+    pub url: reqwest::Url,
+    pub payloads: Arc<Payloads>,
+    pub max_in_flight: usize,
+    pub metrics: TrafficMetrics,
+}
+
+/// Builds the HTTP client: HTTP/1.1, one pooled connection per in-flight request, no proxy.
+pub fn client(max_in_flight: usize, timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(max_in_flight)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .tcp_nodelay(true)
+        .no_proxy()
+        .build()
+}
+
+impl Executor {
+    /// Sends the schedule until a limit is reached or `cancel` fires, and says what was sent.
+    /// Requests still in flight keep a clone of `results`, which closes when the last one ends.
+    pub async fn send_all(
+        &self,
+        schedule: Schedule,
+        limits: Limits,
+        results: mpsc::UnboundedSender<Completed>,
+        sent_counter: Arc<AtomicU64>,
+        cancel: CancellationToken,
+    ) -> SendSummary {
+        let plan = schedule.plan().clone();
+        let permits = Arc::new(Semaphore::new(self.max_in_flight));
+        let mut sent_by_kind: BTreeMap<RequestKind, u64> = BTreeMap::new();
+        let (mut sent, mut late) = (0u64, 0u64);
+        let mut max_lag = Duration::ZERO;
+        let start = Instant::now();
+        let (stopped_by, planned_end) = 'send: {
+            for ticket in schedule {
+                if limits.requests.is_some_and(|n| ticket.seq >= n) {
+                    break 'send (StopReason::Requests, Some(ticket.offset));
+                }
+                if let Some(d) = limits.duration
+                    && ticket.offset >= d
+                {
+                    break 'send (StopReason::Duration, Some(d));
+                }
+                let intended = start + ticket.offset;
+                if Instant::now() < intended {
+                    tokio::select! {
+                        biased;
+                        () = cancel.cancelled() => break 'send (StopReason::Signal, None),
+                        () = tokio::time::sleep_until(intended) => {}
+                    }
+                }
+                let permit = match permits.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => {
+                        late += 1;
+                        self.metrics.late_send();
+                        tokio::select! {
+                            biased;
+                            () = cancel.cancelled() => break 'send (StopReason::Signal, None),
+                            p = permits.clone().acquire_owned() => match p {
+                                Ok(p) => p,
+                                Err(_) => break 'send (StopReason::Signal, None),
+                            },
+                        }
+                    }
+                };
+                max_lag = max_lag.max(intended.elapsed());
+                self.metrics
+                    .set_target_rate(plan.rate_at(ticket.offset.as_secs_f64()));
+                let batch_size = plan.phases[ticket.phase].batch_size;
+                let request = self.payloads.build(ticket.kind, ticket.choice, batch_size);
+                tokio::spawn(send_one(
+                    self.client.clone(),
+                    self.url.clone(),
+                    request,
+                    intended,
+                    results.clone(),
+                    self.metrics.clone(),
+                    permit,
+                ));
+                sent += 1;
+                *sent_by_kind.entry(ticket.kind).or_insert(0) += 1;
+                sent_counter.store(sent, Ordering::Relaxed);
+            }
+            // A schedule never ends on its own.
+            (StopReason::Signal, None)
+        };
+        let elapsed = start.elapsed();
+        let window = planned_end.map_or(elapsed, |end| end.max(elapsed));
+        self.metrics.set_target_rate(0.0);
+        SendSummary {
+            sent_by_kind,
+            sent,
+            late_sends: late,
+            max_send_lag: max_lag,
+            window,
+            planned: plan.planned_requests(window.as_secs_f64()),
+            stopped_by,
+        }
+    }
+}
+
+async fn send_one(
+    client: reqwest::Client,
+    url: reqwest::Url,
+    request: Request,
+    intended: Instant,
+    results: mpsc::UnboundedSender<Completed>,
+    metrics: TrafficMetrics,
+    permit: OwnedSemaphorePermit,
+) {
+    let started = Instant::now();
+    metrics.sent();
+    let kind = request.kind;
+    let sent = client
+        .post(url)
+        .header(CONTENT_TYPE, request.content_type)
+        .body(request.body)
+        .send()
+        .await;
+    let result = match sent {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            // Read the body so the connection goes back to the pool. The status is the answer;
+            // a body cut short afterwards does not change it.
+            let _ = response.bytes().await;
+            Ok(status)
+        }
+        Err(e) => Err(classify(&e)),
+    };
+    let done = Instant::now();
+    let completed = Completed {
+        kind,
+        result,
+        latency: done - intended,
+        service: done - started,
+    };
+    metrics.finished();
+    metrics.observe(
+        kind,
+        completed.outcome(),
+        completed.latency,
+        completed.service,
+    );
+    // The aggregator only goes away when the run is over; then nobody needs this result.
+    let _ = results.send(completed);
+    drop(permit);
+}
+
+/// The failure class of a request that got no response, with its whole cause chain.
+fn classify(e: &reqwest::Error) -> (Failure, String) {
+    let failure = if e.is_timeout() {
+        Failure::Timeout
+    } else if e.is_connect() {
+        Failure::Connect
+    } else {
+        Failure::Transport
+    };
+    (failure, error_chain(e))
+}
+
+/// An error and all its causes, `outer: inner: innermost`.
+pub(crate) fn error_chain(e: &reqwest::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
