@@ -1,0 +1,117 @@
+//! The open loop holds its rate, and the request mix follows the weights.
+
+use crate::helpers::{
+    EXCLUSIVE, StubOptions, assert_totals_add_up, run_report, spawn_real_api, spawn_stub,
+    statuses_of,
+};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use traffic_gen::plan::RequestKind;
+use traffic_gen::scenario::{Builtin, Params, builtin};
+
+fn assert_within(actual: f64, target: f64, tolerance: f64, what: &str) {
+    assert!(
+        (actual - target).abs() <= target * tolerance,
+        "{what}: {actual} is not within {}% of {target}",
+        tolerance * 100.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_1000_requests_per_second_for_5_seconds_against_a_stub() {
+    let _turn = EXCLUSIVE.lock().await;
+    let stub = spawn_stub(StubOptions::default()).await;
+
+    let r = run_report(&[
+        "--target", &stub.address, "-s", "steady", "-r", "1000", "-d", "5s", "-c", "64",
+        "--seed", "1",
+    ])
+    .await;
+
+    assert_within(r.target_rate, 1000.0, 0.001, "target rate");
+    assert_within(r.achieved_rate, 1000.0, 0.02, "achieved rate");
+    assert_within(r.sent as f64, 5000.0, 0.02, "requests sent");
+    assert_eq!((r.errors, r.unfinished), (0, 0), "{r:?}");
+    assert_eq!(statuses_of(&r, "single"), BTreeMap::from([(200, r.sent)]));
+    // The server saw every request the report counts.
+    assert_eq!(stub.predictions.load(Ordering::Relaxed), r.sent);
+    assert_totals_add_up(&r);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_1000_requests_per_second_for_5_seconds_against_the_real_api() {
+    let _turn = EXCLUSIVE.lock().await;
+    let api = spawn_real_api().await;
+
+    let r = run_report(&[
+        "--target", &api.address, "-s", "steady", "-r", "1000", "-d", "5s", "-c", "64",
+        "--seed", "2",
+    ])
+    .await;
+
+    assert_within(r.achieved_rate, 1000.0, 0.02, "achieved rate");
+    assert_within(r.sent as f64, 5000.0, 0.02, "requests sent");
+    assert_eq!(statuses_of(&r, "single"), BTreeMap::from([(200, r.sent)]));
+    assert_totals_add_up(&r);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_kinds_follow_the_weights_and_a_seed_repeats_the_sequence() {
+    let _turn = EXCLUSIVE.lock().await;
+    // A small body limit keeps the oversized requests small.
+    let stub = spawn_stub(StubOptions {
+        max_body_bytes: 64 * 1024,
+        ..StubOptions::default()
+    })
+    .await;
+    let args = [
+        "--target", &stub.address, "-s", "errors", "--bad-share", "0.5", "-r", "4000", "-n",
+        "4000", "--seed", "42", "--oversized-bytes", "70000", "-c", "64",
+    ];
+
+    let first = run_report(&args).await;
+    let second = run_report(&args).await;
+
+    let weights = builtin(
+        Builtin::Errors,
+        &Params {
+            bad_share: 0.5,
+            ..Params::default()
+        },
+    )
+    .phases[0]
+        .weights
+        .clone();
+    assert_eq!(first.sent, 4000);
+    for kind in RequestKind::ALL {
+        let sent = first
+            .kinds
+            .iter()
+            .find(|k| k.kind == kind)
+            .map_or(0, |k| k.sent);
+        let share = sent as f64 / 4000.0;
+        // The binomial standard deviation is at most 0.008 here; allow about 3 of them.
+        assert!(
+            (share - weights.share(kind)).abs() < 0.025,
+            "{kind}: {share} vs {}",
+            weights.share(kind)
+        );
+    }
+    let by_kind = |r: &traffic_gen::report::Report| {
+        r.kinds
+            .iter()
+            .map(|k| (k.kind, k.sent))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(by_kind(&first), by_kind(&second));
+    // The stub validates like the API: each kind gets its own status, and nothing else.
+    for k in &first.kinds {
+        assert_eq!(
+            k.status_codes,
+            BTreeMap::from([(k.kind.expected_status(), k.completed)]),
+            "{}",
+            k.kind
+        );
+    }
+    assert_totals_add_up(&first);
+}
