@@ -211,6 +211,45 @@ mod tests {
         assert!(outcomes.iter().all(|o| o.success));
     }
 
+    /// Collects log lines in memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn failures_are_logged_once_per_change_of_state() {
+        let logs = Captured::default();
+        let sink = logs.clone();
+        let subscriber =
+            metrics_core::telemetry::get_subscriber("test", "info", move || sink.clone());
+        let fail = Arc::new(AtomicBool::new(true));
+        let scraper = ScrapeCollector::new(vec![Box::new(Switchable { fail: fail.clone() })]);
+
+        tracing::subscriber::with_default(subscriber, || {
+            for failing in [true, true, true, false, false, true, true] {
+                fail.store(failing, Ordering::Relaxed);
+                scraper.gather();
+            }
+        });
+
+        let text = String::from_utf8_lossy(&logs.0.lock().expect("logs")).into_owned();
+        assert_eq!(text.matches("collector failed").count(), 2, "{text}");
+        assert_eq!(text.matches("collector recovered").count(), 1, "{text}");
+        assert!(text.contains("switched off"), "{text}");
+    }
+
     #[test]
     fn encodes_units_labels_and_self_metrics() {
         let text = render(ScrapeCollector::new(vec![
