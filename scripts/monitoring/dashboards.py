@@ -342,15 +342,15 @@ def system() -> dict:
               [target(f"instance:system_memory_used:ratio{{{I}}}", "{{instance}}")],
               "percentunit", min=0, max=1, thresholds=thresholds((0.85, "red")), threshold_line=True),
         panel(4, "timeseries", "Memory",
-              "Total, used and available memory, swap, and the exporter container's cgroup limit "
-              "where one applies.",
+              "Total, used and available memory, and swap, as the exporter sees the machine. "
+              "(system_memory_limit_bytes, the exporter's own cgroup limit, is exported only where "
+              "one applies and is left out here.)",
               (0, 9, 12, 8),
               [target(f"system_memory_total_bytes{{{I}}}", "total {{instance}}"),
                target(f"system_memory_used_bytes{{{I}}}", "used {{instance}}", ref="B"),
                target(f"system_memory_available_bytes{{{I}}}", "available {{instance}}", ref="C"),
                target(f"system_swap_used_bytes{{{I}}}", "swap used {{instance}}", ref="D"),
-               target(f"system_swap_total_bytes{{{I}}}", "swap total {{instance}}", ref="E"),
-               target(f"system_memory_limit_bytes{{{I}}}", "cgroup limit {{instance}}", ref="F")],
+               target(f"system_swap_total_bytes{{{I}}}", "swap total {{instance}}", ref="E")],
               "bytes", min=0),
         panel(5, "timeseries", "Filesystem space available",
               "Available share of each watched filesystem. DiskSpaceLow fires below 10% for 10m.",
