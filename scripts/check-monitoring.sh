@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Offline checks of the monitoring stack (prometheus/, alertmanager/, grafana-provisioning/,
+# docker-compose.yml, RUNBOOK.md). Runs every check, prints each result, exits 1 if any failed.
+#
+#   scripts/check-monitoring.sh
+#
+# Needs: promtool (Debian `prometheus`, 2.42), amtool (Debian `prometheus-alertmanager`, 0.25),
+# python3 with venv + pip (PyPI reachable the first time). check-jsonschema and PyYAML are
+# installed, pinned, into a git-ignored venv (MONITORING_VENV, default .venv/monitoring).
+# Optional: Debian `docker-compose` 1.29 for an extra `config` pass (reported when absent).
+set -uo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+CHECK_JSONSCHEMA_VERSION="0.39.0"
+PYYAML_VERSION="6.0.3"
+venv="${MONITORING_VENV:-$root/.venv/monitoring}"
+py="$venv/bin/python"
+
+failures=()
+step() {
+  local name="$1"; shift
+  echo "==> $name"
+  if "$@"; then
+    echo "    ok: $name"
+  else
+    echo "    FAILED: $name" >&2
+    failures+=("$name")
+  fi
+}
+
+need() {
+  command -v "$1" >/dev/null 2>&1 || { echo "missing tool: $1 ($2)" >&2; exit 1; }
+}
+need promtool "apt-get install --no-install-recommends prometheus"
+need amtool "apt-get install --no-install-recommends prometheus-alertmanager"
+need python3 "Python 3.9+"
+
+ensure_venv() {
+  if [ -x "$venv/bin/check-jsonschema" ] \
+     && "$venv/bin/check-jsonschema" --version 2>/dev/null | grep -q "$CHECK_JSONSCHEMA_VERSION" \
+     && "$py" -c "import yaml, sys; sys.exit(yaml.__version__ != '$PYYAML_VERSION')" 2>/dev/null; then
+    return 0
+  fi
+  echo "==> installing check-jsonschema==$CHECK_JSONSCHEMA_VERSION PyYAML==$PYYAML_VERSION into $venv"
+  python3 -m venv "$venv" \
+    && "$venv/bin/pip" install --quiet --disable-pip-version-check \
+         "check-jsonschema==$CHECK_JSONSCHEMA_VERSION" "PyYAML==$PYYAML_VERSION"
+}
+if ! ensure_venv; then
+  echo "cannot set up $venv" >&2
+  exit 1
+fi
+
+# --------------------------------------------------------------------------- Prometheus
+step "promtool check config" promtool check config prometheus/prometheus.yml
+step "promtool check rules" promtool check rules prometheus/rules/*.yml
+step "promtool test rules" promtool test rules prometheus/tests/*.yml
+
+# --------------------------------------------------------------------------- Alertmanager
+step "amtool check-config" amtool check-config alertmanager/alertmanager.yml
+
+# Routing: critical -> email + Slack, warning -> email, Watchdog -> nobody.
+routes_ok() {
+  local got ok=0
+  while read -r want labels; do
+    # shellcheck disable=SC2086
+    got="$(amtool config routes test --config.file=alertmanager/alertmanager.yml $labels 2>/dev/null)"
+    if [ "$got" != "$want" ]; then
+      echo "    route for {$labels}: got '$got', want '$want'" >&2
+      ok=1
+    fi
+  done <<'ROUTES'
+email-and-slack alertname=HighErrorRate severity=critical job=inference-api
+email-and-slack alertname=HighErrorRate severity=critical source=grafana
+email alertname=HighLatencyP99 severity=warning job=inference-api
+email alertname=SomethingNew
+null alertname=Watchdog severity=none
+ROUTES
+  return $ok
+}
+step "alertmanager routes" routes_ok
+
+# Templates render (template errors otherwise only show when a notification is sent), with
+# the summary, the full runbook link and the Grafana link in every channel.
+render() {  # render <data.json> <template name> [text|html]
+  amtool template render --template.type="${3:-text}" --template.glob='alertmanager/templates/*.tmpl' \
+    --template.data="alertmanager/tests/$1" --template.text="{{ template \"$2\" . }}"
+}
+templates_ok() {
+  local out ok=0 runbook='https://example.invalid/modelwatch/blob/main/RUNBOOK.md#higherrorrate'
+  local summary='12.5% of /predict calls fail on inference-api'
+  local dash='http://127.0.0.1:3000/d/modelwatch-inference-api'
+  expect() {  # expect <what> <output> <needle>...
+    local what="$1" text="$2"; shift 2
+    for needle in "$@"; do
+      if ! grep -qF -- "$needle" <<<"$text"; then
+        echo "    $what: missing '$needle' in:" >&2; sed 's/^/      | /' <<<"$text" >&2; ok=1
+      fi
+    done
+  }
+  out="$(render firing.json modelwatch.subject)" || ok=1
+  expect "subject (firing)" "$out" "[FIRING:1] HighErrorRate (critical)"
+  out="$(render resolved.json modelwatch.subject)" || ok=1
+  expect "subject (resolved)" "$out" "[RESOLVED] HighErrorRate"
+  out="$(render firing.json modelwatch.email.text)" || ok=1
+  expect "email text" "$out" "$summary" "Runbook: $runbook" "Dashboard: $dash"
+  out="$(render firing.json modelwatch.email.html html)" || ok=1
+  expect "email html" "$out" "$summary" "href=\"$runbook\"" "href=\"$dash\""
+  out="$(render firing.json modelwatch.slack.text)" || ok=1
+  expect "slack text" "$out" "$summary" "<$runbook|Runbook>" "<$dash|Dashboard>"
+  out="$(render resolved.json modelwatch.slack.text)" || ok=1
+  expect "slack text (resolved, absolute runbook URL kept)" "$out" "resolved" "<https://runbooks.example.org/latency|Runbook>"
+  out="$(render firing.json modelwatch.slack.color)" || ok=1
+  expect "slack color" "$out" "danger"
+  return $ok
+}
+step "alertmanager templates render" templates_ok
+
+# --------------------------------------------------------------------------- docker compose
+step "compose-spec JSON schema (check-jsonschema vendor.compose-spec)" \
+  "$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec docker-compose.yml
+
+if command -v docker-compose >/dev/null 2>&1; then
+  # Compose v1 (Debian 1.29) rejects the top-level `name` of the v2 spec; everything else
+  # (anchors, interpolation, depends_on targets) it resolves like v2.
+  compose_v1() {
+    local tmp rc
+    tmp="$(mktemp "${TMPDIR:-/tmp}/compose.XXXXXX.yml")"
+    sed '/^name: /d' docker-compose.yml >"$tmp"
+    docker-compose -f "$tmp" --project-directory "$root" config -q
+    rc=$?
+    rm -f "$tmp"
+    return $rc
+  }
+  step "docker-compose 1.29 config (extra, without top-level name)" compose_v1
+else
+  echo "==> docker-compose 1.29 config: not run (docker-compose not installed; the schema check above is the required one)"
+fi
+
+# --------------------------------------------------------------------------- structure
+step "dashboards up to date with scripts/monitoring/dashboards.py" "$py" scripts/monitoring/dashboards.py --check
+step "structural checks (scripts/monitoring/check.py)" "$py" scripts/monitoring/check.py check
+
+echo
+if [ "${#failures[@]}" -gt 0 ]; then
+  echo "monitoring checks: ${#failures[@]} failed: ${failures[*]}" >&2
+  exit 1
+fi
+echo "monitoring checks: all passed"
