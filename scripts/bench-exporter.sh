@@ -79,6 +79,7 @@ def scrape(conn):
     return len(body)
 
 for port, _ in targets.values(): wait_ready(port)
+load_at_start = os.getloadavg()
 time.sleep(1)  # let the CPU sampler take its first reading
 
 results = {}
@@ -115,6 +116,8 @@ for n, r in results.items():
           f"{r['cpu_percent_of_core']:11.3f}{r['body_bytes']:9d}")
 print(f"({scrapes} sequential keep-alive scrapes for latency; CPU at one scrape/s over {elapsed:.0f} s;"
       f" RSS = VmRSS at the end)")
+print(f"machine: {os.cpu_count()} CPUs, load average at start {load_at_start[0]:.2f}, at end {os.getloadavg()[0]:.2f}"
+      " (latency tails grow when other work competes for the CPUs)")
 
 e, node = results["exporter"], results["node_exporter"]
 checks = [
