@@ -15,6 +15,8 @@ pub struct Settings {
     pub server: ServerSettings,
     pub model: ModelSettings,
     pub limits: LimitSettings,
+    pub quality: QualitySettings,
+    pub feedback: FeedbackSettings,
     pub log: LogSettings,
     #[serde(default)]
     pub metrics: MetricsSettings,
@@ -60,6 +62,25 @@ pub struct LimitSettings {
     pub max_body_bytes: usize,
     pub max_batch_rows: usize,
     pub max_in_flight: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct QualitySettings {
+    pub missing_values: crate::model::features::MissingPolicy,
+    pub drift_tracking: bool,
+    pub drift_window_rows: usize,
+    pub drift_window_max_age_seconds: u64,
+}
+
+impl QualitySettings {
+    pub fn drift_max_age(&self) -> Duration {
+        Duration::from_secs(self.drift_window_max_age_seconds)
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct FeedbackSettings {
+    pub store_rows: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -151,6 +172,11 @@ mod tests {
         assert_eq!(s.model.bundle_dir, PathBuf::from("models/breast-cancer"));
         assert_eq!(s.model.session_sharing, SessionSharing::PerWorker);
         assert_eq!(s.limits.max_batch_rows, 1000);
+        assert_eq!(
+            s.quality.missing_values,
+            crate::model::features::MissingPolicy::Reject
+        );
+        assert_eq!(s.quality.drift_window_rows, 1000);
         assert_eq!(s.metrics.confidence, buckets::CONFIDENCE);
         assert!(s.server.worker_count() >= 1);
     }

@@ -25,6 +25,10 @@ pub enum ApiError {
     NotFound(String),
     #[error("method not allowed on this route")]
     MethodNotAllowed,
+    #[error("{0}")]
+    UnknownPrediction(String),
+    #[error("{0}")]
+    AlreadyLabelled(String),
     #[error("the model failed to run")]
     Model(#[source] EngineError),
     #[error("internal error")]
@@ -55,6 +59,8 @@ impl ApiError {
             Self::NotReady => ErrorKind::NotReady,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::MethodNotAllowed => ErrorKind::MethodNotAllowed,
+            Self::UnknownPrediction(_) => ErrorKind::NotFound,
+            Self::AlreadyLabelled(_) => ErrorKind::Conflict,
             Self::Model(_) => ErrorKind::Model,
             Self::Internal(_) => ErrorKind::Internal,
         }
@@ -65,6 +71,8 @@ impl ApiError {
         match self {
             Self::Validation(v) => v.code.as_str(),
             Self::Model(_) => "model_error",
+            Self::UnknownPrediction(_) => "unknown_prediction",
+            Self::AlreadyLabelled(_) => "already_labelled",
             other => other.kind().as_str(),
         }
     }
@@ -92,6 +100,8 @@ impl ResponseError for ApiError {
             Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UnknownPrediction(_) => StatusCode::NOT_FOUND,
+            Self::AlreadyLabelled(_) => StatusCode::CONFLICT,
             Self::Model(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -134,10 +144,10 @@ mod tests {
 
     #[test]
     fn validation_errors_carry_their_own_code() {
-        let e = ApiError::Validation(ValidationError {
-            code: ValidationCode::EmptyBatch,
-            message: "`instances` is empty".into(),
-        });
+        let e = ApiError::Validation(ValidationError::new(
+            ValidationCode::EmptyBatch,
+            "`instances` is empty",
+        ));
         assert_eq!(
             (e.status_code().as_u16(), e.code(), e.kind()),
             (422, "empty_batch", ErrorKind::Validation)

@@ -4,6 +4,7 @@ pub mod configuration;
 pub mod error;
 pub mod metrics;
 pub mod model;
+pub mod quality;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -3,16 +3,21 @@
 
 use crate::configuration::MetricsSettings;
 use crate::model::LoadedModel;
+use crate::quality::drift::DriftWindow;
 use metrics_core::buckets::{Buckets, HistogramFamily};
 use metrics_core::http::HttpMetrics;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use std::fmt::Write;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -29,6 +34,7 @@ pub enum ErrorKind {
     NotReady,
     NotFound,
     MethodNotAllowed,
+    Conflict,
     Model,
     Internal,
 }
@@ -44,6 +50,7 @@ impl ErrorKind {
             Self::NotReady => "not_ready",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict => "conflict",
             Self::Model => "model",
             Self::Internal => "internal",
         }
@@ -80,6 +87,34 @@ struct VersionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FeatureLabels {
+    model: Arc<str>,
+    feature: Arc<str>,
+}
+
+/// The outcome of a feedback label.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum FeedbackOutcome {
+    Correct,
+    Incorrect,
+}
+
+impl EncodeLabelValue for FeedbackOutcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(match self {
+            Self::Correct => "correct",
+            Self::Incorrect => "incorrect",
+        })
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    model: Arc<str>,
+    outcome: FeedbackOutcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ScoreLabels {
     model: Arc<str>,
     metric: Arc<str>,
@@ -99,6 +134,12 @@ pub struct InferenceMetrics {
     loaded: Family<ModelLabels, FloatGauge>,
     trained: Family<ModelLabels, FloatGauge>,
     validation: Family<ScoreLabels, FloatGauge>,
+    out_of_range: Family<FeatureLabels, Counter>,
+    missing: Family<FeatureLabels, Counter>,
+    feedback: Family<OutcomeLabels, Counter>,
+    feedback_unmatched: Family<ModelLabels, Counter>,
+    feedback_evicted: Family<ModelLabels, Counter>,
+    drift: Arc<OnceLock<DriftExport>>,
 }
 
 /// Handles of one published model, resolved once.
@@ -107,6 +148,66 @@ pub struct ModelHandles {
     model_run: Histogram,
     batch_size: Histogram,
     per_class: Vec<(Counter, Histogram)>,
+    out_of_range: Vec<Counter>,
+    missing: Vec<Counter>,
+    feedback_correct: Counter,
+    feedback_incorrect: Counter,
+    feedback_unmatched: Counter,
+    feedback_evicted: Counter,
+}
+
+/// PSI per feature and window size, computed from the drift window at scrape time.
+#[derive(Debug)]
+struct DriftCollector(Arc<OnceLock<DriftExport>>);
+
+struct DriftExport {
+    model: Arc<str>,
+    features: Vec<Arc<str>>,
+    window: Arc<DriftWindow>,
+}
+
+impl std::fmt::Debug for DriftExport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DriftExport")
+            .field("model", &self.model)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Collector for DriftCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(export) = self.0.get() else {
+            return Ok(());
+        };
+        let snapshot = export.window.snapshot(std::time::Instant::now());
+        let rows = ConstGauge::new(snapshot.rows as i64);
+        let mut family = encoder.encode_descriptor(
+            "drift_window_rows",
+            "Rows in the drift window (the PSI sample size)",
+            None,
+            rows.metric_type(),
+        )?;
+        rows.encode(family.encode_family(&ModelLabels {
+            model: export.model.clone(),
+        })?)?;
+        if snapshot.psi.is_empty() {
+            return Ok(());
+        }
+        let mut family = encoder.encode_descriptor(
+            "feature_drift_psi",
+            "Population Stability Index of each feature: drift window vs training quantile bins",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (feature, psi) in export.features.iter().zip(&snapshot.psi) {
+            let labels = FeatureLabels {
+                model: export.model.clone(),
+                feature: feature.clone(),
+            };
+            ConstGauge::new(*psi).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
 }
 
 impl InferenceMetrics {
@@ -127,6 +228,12 @@ impl InferenceMetrics {
             loaded: Family::default(),
             trained: Family::default(),
             validation: Family::default(),
+            out_of_range: Family::default(),
+            missing: Family::default(),
+            feedback: Family::default(),
+            feedback_unmatched: Family::default(),
+            feedback_evicted: Family::default(),
+            drift: Arc::new(OnceLock::new()),
         };
         r.register(
             "errors",
@@ -182,6 +289,32 @@ impl InferenceMetrics {
             "Validation scores of the served model on its held-out split (manifest)",
             m.validation.clone(),
         );
+        r.register(
+            "feature_out_of_range",
+            "Feature values outside the training min..max, by feature",
+            m.out_of_range.clone(),
+        );
+        r.register(
+            "feature_missing",
+            "Missing (absent or null) feature values, by feature, rejected or imputed",
+            m.missing.clone(),
+        );
+        r.register(
+            "feedback",
+            "Feedback labels by whether the prediction was correct",
+            m.feedback.clone(),
+        );
+        r.register(
+            "feedback_unmatched",
+            "Feedback labels naming no stored prediction (unknown or evicted)",
+            m.feedback_unmatched.clone(),
+        );
+        r.register(
+            "feedback_evicted",
+            "Predicted rows evicted unlabelled from the feedback store",
+            m.feedback_evicted.clone(),
+        );
+        r.register_collector(Box::new(DriftCollector(m.drift.clone())));
         m
     }
 
@@ -191,8 +324,12 @@ impl InferenceMetrics {
             .inc();
     }
 
-    /// Sets the model's info gauges and resolves its hot-path handles.
-    pub fn publish_model(&self, model: &LoadedModel) -> ModelHandles {
+    /// Sets the model's info gauges and resolves its hot-path handles; exports `drift` if given.
+    pub fn publish_model(
+        &self,
+        model: &LoadedModel,
+        drift: Option<Arc<DriftWindow>>,
+    ) -> ModelHandles {
         let name: Arc<str> = model.name.clone();
         let m = &model.manifest;
         let labels = ModelLabels {
@@ -230,7 +367,43 @@ impl InferenceMetrics {
                 )
             })
             .collect();
+        let features: Vec<Arc<str>> = m.features.iter().map(|f| Arc::from(f.as_str())).collect();
+        let per_feature = |family: &Family<FeatureLabels, Counter>| -> Vec<Counter> {
+            features
+                .iter()
+                .map(|f| {
+                    family.get_or_create_owned(&FeatureLabels {
+                        model: name.clone(),
+                        feature: f.clone(),
+                    })
+                })
+                .collect()
+        };
+        let (out_of_range, missing) = (per_feature(&self.out_of_range), per_feature(&self.missing));
+        let outcome = |outcome| {
+            self.feedback.get_or_create_owned(&OutcomeLabels {
+                model: name.clone(),
+                outcome,
+            })
+        };
+        let (feedback_correct, feedback_incorrect) = (
+            outcome(FeedbackOutcome::Correct),
+            outcome(FeedbackOutcome::Incorrect),
+        );
+        if let Some(window) = drift {
+            let _ = self.drift.set(DriftExport {
+                model: name.clone(),
+                features,
+                window,
+            });
+        }
         ModelHandles {
+            out_of_range,
+            missing,
+            feedback_correct,
+            feedback_incorrect,
+            feedback_unmatched: self.feedback_unmatched.get_or_create_owned(&labels),
+            feedback_evicted: self.feedback_evicted.get_or_create_owned(&labels),
             preprocess: self.preprocess.get_or_create_owned(&labels),
             model_run: self.model_run.get_or_create_owned(&labels),
             batch_size: self.batch_size.get_or_create_owned(&labels),
@@ -247,6 +420,37 @@ impl ModelHandles {
     pub fn observe_run(&self, d: Duration, rows: usize) {
         self.model_run.observe(d.as_secs_f64());
         self.batch_size.observe(rows as f64);
+    }
+
+    pub fn count_missing(&self, features: &[usize]) {
+        for &i in features {
+            if let Some(c) = self.missing.get(i) {
+                c.inc();
+            }
+        }
+    }
+
+    pub fn count_out_of_range(&self, feature: usize) {
+        if let Some(c) = self.out_of_range.get(feature) {
+            c.inc();
+        }
+    }
+
+    pub fn count_feedback(&self, correct: bool) {
+        if correct {
+            &self.feedback_correct
+        } else {
+            &self.feedback_incorrect
+        }
+        .inc();
+    }
+
+    pub fn count_unmatched_feedback(&self) {
+        self.feedback_unmatched.inc();
+    }
+
+    pub fn count_evicted(&self, rows: usize) {
+        self.feedback_evicted.inc_by(rows as u64);
     }
 
     pub fn observe_prediction(&self, class_index: usize, confidence: f32) {

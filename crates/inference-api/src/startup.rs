@@ -64,7 +64,14 @@ impl Application {
         loader::check_runtime(&settings.model)?;
         let mut registry = Registry::default();
         let metrics = InferenceMetrics::register(&mut registry, &settings.metrics);
-        let state = web::Data::new(AppState::new(metrics, settings.limits.clone()));
+        let workers = settings.server.worker_count();
+        let state = web::Data::new(AppState::new(
+            metrics,
+            settings.limits.clone(),
+            settings.quality.clone(),
+            settings.feedback.clone(),
+            workers,
+        ));
         let registry = web::Data::new(registry);
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
@@ -76,7 +83,6 @@ impl Application {
                 )
             })?;
         let port = listener.local_addr()?.port();
-        let workers = settings.server.worker_count();
         let next_worker = Arc::new(AtomicUsize::new(0));
         let max_body = settings.limits.max_body_bytes;
         let app_state = state.clone();
@@ -94,6 +100,11 @@ impl Application {
                     web::resource("/predict")
                         .wrap(from_fn(admit))
                         .route(web::post().to(routes::predict))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/feedback")
+                        .route(web::post().to(routes::feedback))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(get("/", routes::service_info))

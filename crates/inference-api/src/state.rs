@@ -1,34 +1,71 @@
 //! What every worker shares.
 
-use crate::configuration::LimitSettings;
+use crate::configuration::{FeedbackSettings, LimitSettings, QualitySettings};
 use crate::metrics::{InferenceMetrics, ModelHandles};
 use crate::model::LoadedModel;
-use std::sync::OnceLock;
+use crate::model::features::FeatureMatrix;
+use crate::quality::drift::{DriftWindow, FeatureBins};
+use crate::quality::feedback::FeedbackStore;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
-/// The published model with its metric handles.
+/// The published model with its metric handles, drift window and feedback store.
 pub struct ServingModel {
     pub model: LoadedModel,
     pub handles: ModelHandles,
+    pub bins: FeatureBins,
+    pub drift: Option<Arc<DriftWindow>>,
+    pub feedback: FeedbackStore,
+}
+
+impl ServingModel {
+    /// Data quality and drift bookkeeping for rows about to be predicted on `worker`.
+    pub fn observe_inputs(&self, worker: usize, matrix: &FeatureMatrix) {
+        self.handles.count_missing(&matrix.imputed);
+        let f = self.bins.features();
+        for row in matrix.values.chunks_exact(f) {
+            for (j, &x) in row.iter().enumerate() {
+                if x < self.bins.min[j] || x > self.bins.max[j] {
+                    self.handles.count_out_of_range(j);
+                }
+            }
+        }
+        if let Some(window) = &self.drift {
+            window.record(worker, &matrix.values, Instant::now());
+        }
+    }
 }
 
 pub struct AppState {
     model: OnceLock<ServingModel>,
     pub metrics: InferenceMetrics,
     pub limits: LimitSettings,
+    pub quality: QualitySettings,
+    feedback: FeedbackSettings,
+    workers: usize,
     in_flight: AtomicUsize,
 }
 
-/// The index of the actix worker a request runs on; picks that worker's ONNX session.
+/// The index of the actix worker a request runs on; picks that worker's ONNX session and shards.
 #[derive(Clone, Copy, Debug)]
 pub struct WorkerIndex(pub usize);
 
 impl AppState {
-    pub fn new(metrics: InferenceMetrics, limits: LimitSettings) -> Self {
+    pub fn new(
+        metrics: InferenceMetrics,
+        limits: LimitSettings,
+        quality: QualitySettings,
+        feedback: FeedbackSettings,
+        workers: usize,
+    ) -> Self {
         Self {
             model: OnceLock::new(),
             metrics,
             limits,
+            quality,
+            feedback,
+            workers,
             in_flight: AtomicUsize::new(0),
         }
     }
@@ -40,8 +77,26 @@ impl AppState {
 
     /// Publishes a loaded model; from now on `/ready` answers 200. Only the first call wins.
     pub fn publish(&self, model: LoadedModel) -> bool {
-        let handles = self.metrics.publish_model(&model);
-        self.model.set(ServingModel { model, handles }).is_ok()
+        let bins = FeatureBins::from_manifest(&model.manifest);
+        let drift = self.quality.drift_tracking.then(|| {
+            Arc::new(DriftWindow::new(
+                bins.clone(),
+                self.quality.drift_window_rows,
+                self.quality.drift_max_age(),
+                self.workers,
+            ))
+        });
+        let handles = self.metrics.publish_model(&model, drift.clone());
+        let feedback = FeedbackStore::new(self.feedback.store_rows, self.workers);
+        self.model
+            .set(ServingModel {
+                model,
+                handles,
+                bins,
+                drift,
+                feedback,
+            })
+            .is_ok()
     }
 
     /// Admits a prediction if fewer than `max_in_flight` are running; the permit frees its slot on drop.

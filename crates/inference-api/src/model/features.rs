@@ -8,21 +8,44 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::collections::HashMap;
 use std::fmt;
 
-/// The features a model expects, in input order.
+/// What to do with a missing (absent or null) feature.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingPolicy {
+    /// 422 naming the missing features.
+    Reject,
+    /// Use the training mean.
+    Impute,
+}
+
+/// The features a model expects, in input order, and their training means (for imputation).
 #[derive(Clone, Debug)]
 pub struct FeatureSchema {
     names: Vec<String>,
     index: HashMap<String, usize>,
+    means: Vec<f32>,
+}
+
+/// How a request becomes model input.
+#[derive(Clone, Copy, Debug)]
+pub struct Preprocessing<'a> {
+    pub schema: &'a FeatureSchema,
+    pub max_rows: usize,
+    pub missing: MissingPolicy,
 }
 
 impl FeatureSchema {
-    pub fn new(names: Vec<String>) -> Self {
+    pub fn new(names: Vec<String>, means: Vec<f32>) -> Self {
         let index = names
             .iter()
             .enumerate()
             .map(|(i, n)| (n.clone(), i))
             .collect();
-        Self { names, index }
+        Self {
+            names,
+            index,
+            means,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -66,6 +89,8 @@ pub enum FeatureValue {
 pub struct FeatureMatrix {
     pub rows: usize,
     pub values: Vec<f32>,
+    /// Feature index of every imputed value.
+    pub imputed: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +103,8 @@ pub enum ValidationCode {
     EmptyBatch,
     BatchTooLarge,
     InvalidRequest,
+    UnknownClass,
+    UnknownRow,
 }
 
 impl ValidationCode {
@@ -91,6 +118,8 @@ impl ValidationCode {
             Self::EmptyBatch => "empty_batch",
             Self::BatchTooLarge => "batch_too_large",
             Self::InvalidRequest => "invalid_request",
+            Self::UnknownClass => "unknown_class",
+            Self::UnknownRow => "unknown_row",
         }
     }
 }
@@ -99,13 +128,16 @@ impl ValidationCode {
 pub struct ValidationError {
     pub code: ValidationCode,
     pub message: String,
+    /// Feature index of every missing value that caused a rejection.
+    pub missing: Vec<usize>,
 }
 
 impl ValidationError {
-    fn new(code: ValidationCode, message: impl Into<String>) -> Self {
+    pub fn new(code: ValidationCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
+            missing: Vec::new(),
         }
     }
 
@@ -144,11 +176,8 @@ impl PredictRequest {
     }
 
     /// Validates the request and lays its rows out for the model.
-    pub fn into_matrix(
-        self,
-        schema: &FeatureSchema,
-        max_rows: usize,
-    ) -> Result<FeatureMatrix, ValidationError> {
+    pub fn into_matrix(self, how: Preprocessing<'_>) -> Result<FeatureMatrix, ValidationError> {
+        let (schema, max_rows) = (how.schema, how.max_rows);
         let rows: Vec<(Option<usize>, RowInput)> = match (self.features, self.instances) {
             (Some(row), None) => vec![(None, row)],
             (None, Some(rows)) => {
@@ -187,18 +216,46 @@ impl PredictRequest {
         };
         let n = schema.len();
         let mut values = vec![0f32; rows.len() * n];
+        let mut imputed = Vec::new();
         let count = rows.len();
         for ((at, row), out) in rows.into_iter().zip(values.chunks_exact_mut(n)) {
-            fill_row(row, schema, out).map_err(|e| e.in_row(at))?;
+            let missing = fill_row(row, schema, out).map_err(|e| e.in_row(at))?;
+            if missing.is_empty() {
+                continue;
+            }
+            match how.missing {
+                MissingPolicy::Impute => {
+                    for &i in &missing {
+                        out[i] = schema.means[i];
+                    }
+                    imputed.extend(missing);
+                }
+                MissingPolicy::Reject => {
+                    let names = missing.iter().map(|&i| schema.names[i].as_str());
+                    let mut e = ValidationError::new(
+                        ValidationCode::MissingFeature,
+                        format!("missing features: {}", list_names(names)),
+                    );
+                    e.missing = missing;
+                    return Err(e.in_row(at));
+                }
+            }
         }
         Ok(FeatureMatrix {
             rows: count,
             values,
+            imputed,
         })
     }
 }
 
-fn fill_row(row: RowInput, schema: &FeatureSchema, out: &mut [f32]) -> Result<(), ValidationError> {
+/// Fills `out` from one row and returns the indices of missing (absent or null) features.
+fn fill_row(
+    row: RowInput,
+    schema: &FeatureSchema,
+    out: &mut [f32],
+) -> Result<Vec<usize>, ValidationError> {
+    let mut missing = Vec::new();
     match row {
         RowInput::Ordered(vals) => {
             if vals.len() != schema.len() {
@@ -208,7 +265,10 @@ fn fill_row(row: RowInput, schema: &FeatureSchema, out: &mut [f32]) -> Result<()
                 ));
             }
             for (i, v) in vals.into_iter().enumerate() {
-                out[i] = to_f32(v, &schema.names[i])?;
+                match v {
+                    FeatureValue::Null => missing.push(i),
+                    v => out[i] = to_f32(v, &schema.names[i])?,
+                }
             }
         }
         RowInput::Named(pairs) => {
@@ -236,24 +296,22 @@ fn fill_row(row: RowInput, schema: &FeatureSchema, out: &mut [f32]) -> Result<()
                     format!("unknown features: {}", list_names(unknown.into_iter())),
                 ));
             }
-            if seen.iter().any(|s| !s) {
-                let missing = schema
-                    .names
-                    .iter()
-                    .zip(&seen)
-                    .filter(|(_, s)| !**s)
-                    .map(|(n, _)| n.as_str());
-                return Err(ValidationError::new(
-                    ValidationCode::MissingFeature,
-                    format!("missing features: {}", list_names(missing)),
-                ));
-            }
             for (i, v) in parsed {
-                out[i] = to_f32(v, &schema.names[i])?;
+                match v {
+                    FeatureValue::Null => missing.push(i),
+                    v => out[i] = to_f32(v, &schema.names[i])?,
+                }
             }
+            missing.extend(
+                seen.iter()
+                    .enumerate()
+                    .filter(|(_, s)| !**s)
+                    .map(|(i, _)| i),
+            );
+            missing.sort_unstable();
         }
     }
-    Ok(())
+    Ok(missing)
 }
 
 fn to_f32(v: FeatureValue, name: &str) -> Result<f32, ValidationError> {
@@ -271,7 +329,7 @@ fn to_f32(v: FeatureValue, name: &str) -> Result<f32, ValidationError> {
         }
         FeatureValue::Null => Err(ValidationError::new(
             ValidationCode::MissingFeature,
-            format!("missing features: {name:?} is null"),
+            format!("missing features: {name:?}"),
         )),
         FeatureValue::Other(kind) => Err(ValidationError::new(
             ValidationCode::NonNumericValue,
@@ -355,12 +413,26 @@ mod tests {
     use serde_json::json;
 
     fn schema() -> FeatureSchema {
-        FeatureSchema::new(vec!["a".into(), "b".into(), "c".into()])
+        FeatureSchema::new(
+            vec!["a".into(), "b".into(), "c".into()],
+            vec![10.0, 20.0, 30.0],
+        )
+    }
+
+    fn parse_with(
+        body: serde_json::Value,
+        missing: MissingPolicy,
+    ) -> Result<FeatureMatrix, ValidationError> {
+        let req: PredictRequest = serde_json::from_value(body).expect("deserializes");
+        req.into_matrix(Preprocessing {
+            schema: &schema(),
+            max_rows: 2,
+            missing,
+        })
     }
 
     fn parse(body: serde_json::Value) -> Result<FeatureMatrix, ValidationError> {
-        let req: PredictRequest = serde_json::from_value(body).expect("deserializes");
-        req.into_matrix(&schema(), 2)
+        parse_with(body, MissingPolicy::Reject)
     }
 
     fn code(body: serde_json::Value) -> ValidationCode {
@@ -376,7 +448,8 @@ mod tests {
             named,
             FeatureMatrix {
                 rows: 1,
-                values: vec![1.5, -2.0, 3.0]
+                values: vec![1.5, -2.0, 3.0],
+                imputed: vec![]
             }
         );
     }
@@ -388,7 +461,8 @@ mod tests {
             m,
             FeatureMatrix {
                 rows: 2,
-                values: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+                values: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+                imputed: vec![]
             }
         );
     }
@@ -448,6 +522,30 @@ mod tests {
         );
         let e = parse(json!({"features": {"a": 1}})).expect_err("rejected");
         assert_eq!(e.message, "missing features: \"b\", \"c\"");
+    }
+
+    #[test]
+    fn missing_values_are_rejected_with_their_names_or_imputed_with_the_training_mean() {
+        let e = parse(json!({"features": {"a": 1, "b": null}})).expect_err("rejected");
+        assert_eq!(
+            (e.code, e.missing.clone()),
+            (ValidationCode::MissingFeature, vec![1, 2])
+        );
+        assert_eq!(e.message, "missing features: \"b\", \"c\"");
+        let e = parse(json!({"features": [1, null, 3]})).expect_err("rejected");
+        assert_eq!(e.missing, vec![1]);
+
+        let m = parse_with(
+            json!({"instances": [{"a": 1, "b": null}, [null, 2, 3]]}),
+            MissingPolicy::Impute,
+        )
+        .expect("imputed");
+        assert_eq!(m.values, vec![1.0, 20.0, 30.0, 10.0, 2.0, 3.0]);
+        assert_eq!(m.imputed, vec![1, 2, 0]);
+        // Imputation never hides a non-numeric value.
+        let e = parse_with(json!({"features": [1, "x", null]}), MissingPolicy::Impute)
+            .expect_err("rejected");
+        assert_eq!(e.code, ValidationCode::NonNumericValue);
     }
 
     #[test]

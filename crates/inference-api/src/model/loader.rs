@@ -30,7 +30,15 @@ impl LoadedModel {
     ) -> Self {
         Self {
             public_manifest: public_view(raw_manifest),
-            schema: FeatureSchema::new(manifest.features.clone()),
+            schema: FeatureSchema::new(
+                manifest.features.clone(),
+                manifest
+                    .training
+                    .feature_stats
+                    .iter()
+                    .map(|s| s.mean as f32)
+                    .collect(),
+            ),
             name: Arc::from(manifest.name.as_str()),
             loaded_at_unix: now_unix(),
             engines: engines.into_iter().map(Mutex::new).collect(),

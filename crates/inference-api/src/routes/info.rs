@@ -15,6 +15,7 @@ pub async fn service_info(state: web::Data<AppState>) -> HttpResponse {
         "model": model,
         "endpoints": [
             {"method": "POST", "path": "/predict", "description": "predict one row ({\"features\": ...}) or a batch ({\"instances\": [...]})"},
+            {"method": "POST", "path": "/feedback", "description": "the true class of a prediction: {\"request_id\", \"row\", \"label\"}"},
             {"method": "GET", "path": "/model", "description": "the model manifest without training statistics"},
             {"method": "GET", "path": "/health", "description": "liveness"},
             {"method": "GET", "path": "/ready", "description": "200 once the model is loaded and warmed up"},

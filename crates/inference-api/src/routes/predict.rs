@@ -1,9 +1,8 @@
 //! `POST /predict`.
 
 use crate::error::ApiError;
-use crate::model::features::PredictRequest;
+use crate::model::features::{PredictRequest, Preprocessing};
 use crate::state::{AppState, WorkerIndex};
-use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use metrics_core::http::{LogFields, RequestId};
 use serde::Serialize;
@@ -42,30 +41,6 @@ impl Serialize for Probabilities<'_> {
     }
 }
 
-fn is_json(req: &HttpRequest) -> Result<(), ApiError> {
-    let given = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    match req.mime_type() {
-        Ok(Some(m)) if m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json") => Ok(()),
-        _ if given.is_empty() => Err(ApiError::UnsupportedMediaType("no Content-Type".into())),
-        _ => Err(ApiError::UnsupportedMediaType(format!("{given:?}"))),
-    }
-}
-
-/// Reads the body (limit from `web::PayloadConfig`), mapping actix's errors to ours.
-fn body_or_error(
-    body: Result<web::Bytes, actix_web::Error>,
-    limit: usize,
-) -> Result<web::Bytes, ApiError> {
-    body.map_err(|e| match e.as_response_error().status_code().as_u16() {
-        413 => ApiError::PayloadTooLarge { limit },
-        _ => ApiError::MalformedJson(format!("could not read the body: {e}")),
-    })
-}
-
 pub async fn predict(
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
@@ -73,8 +48,6 @@ pub async fn predict(
     worker: web::Data<WorkerIndex>,
     id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
-    is_json(&req)?;
-    let body = body_or_error(body, state.limits.max_body_bytes)?;
     let serving = state.model().ok_or(ApiError::NotReady)?;
     let model = &serving.model;
     let mut log = LogFields {
@@ -83,28 +56,19 @@ pub async fn predict(
     };
 
     let started = Instant::now();
-    let parsed = serde_json::from_slice::<PredictRequest>(&body).map_err(|e| {
-        if e.is_data() {
-            ApiError::Validation(crate::model::features::ValidationError {
-                code: crate::model::features::ValidationCode::InvalidRequest,
-                message: e.to_string(),
-            })
-        } else {
-            ApiError::MalformedJson(e.to_string())
-        }
-    });
-    let parsed = match parsed {
-        Ok(p) => p,
-        Err(e) => {
-            req.extensions_mut().insert(log);
-            return Err(e);
-        }
-    };
-    log.rows = Some(parsed.row_count());
+    let parsed = super::json::parse::<PredictRequest>(&req, body, state.limits.max_body_bytes);
+    log.rows = parsed.as_ref().ok().map(PredictRequest::row_count);
     req.extensions_mut().insert(log);
-    let matrix = parsed
-        .into_matrix(&model.schema, state.limits.max_batch_rows)
-        .map_err(ApiError::Validation)?;
+    let how = Preprocessing {
+        schema: &model.schema,
+        max_rows: state.limits.max_batch_rows,
+        missing: state.quality.missing_values,
+    };
+    let matrix = parsed?.into_matrix(how).map_err(|e| {
+        serving.handles.count_missing(&e.missing);
+        ApiError::Validation(e)
+    })?;
+    serving.observe_inputs(worker.0, &matrix);
     let preprocessed = Instant::now();
     serving.handles.observe_preprocess(preprocessed - started);
 
@@ -138,6 +102,13 @@ pub async fn predict(
             },
             confidence,
         });
+    }
+    let classes_predicted = predictions.iter().map(|p| p.class_index as u16).collect();
+    let evicted = serving
+        .feedback
+        .insert(worker.0, id.0.clone(), classes_predicted);
+    if evicted > 0 {
+        serving.handles.count_evicted(evicted);
     }
     let m = &model.manifest;
     Ok(HttpResponse::Ok().json(PredictResponse {

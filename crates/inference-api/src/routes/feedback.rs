@@ -1,0 +1,80 @@
+//! `POST /feedback`: the true class of an earlier prediction, for live accuracy.
+
+use crate::error::ApiError;
+use crate::metrics::FeedbackOutcome;
+use crate::model::features::{ValidationCode, ValidationError};
+use crate::quality::feedback::Labelled;
+use crate::state::AppState;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackRequest {
+    /// The `request_id` of the prediction (response body or `X-Request-Id`).
+    request_id: String,
+    /// The row within a batch; 0 for single-row predictions.
+    #[serde(default)]
+    row: usize,
+    /// The true class name.
+    label: String,
+}
+
+pub async fn feedback(
+    req: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let serving = state.model().ok_or(ApiError::NotReady)?;
+    let fb: FeedbackRequest = super::json::parse(&req, body, state.limits.max_body_bytes)?;
+    let classes = &serving.model.manifest.classes;
+    let Some(actual) = classes.iter().position(|c| *c == fb.label) else {
+        return Err(ApiError::Validation(ValidationError::new(
+            ValidationCode::UnknownClass,
+            format!(
+                "label {:?} is not one of the model's classes {classes:?}",
+                fb.label
+            ),
+        )));
+    };
+    let predicted = match serving.feedback.label(&fb.request_id, fb.row) {
+        Labelled::Recorded { predicted } => predicted,
+        Labelled::UnknownRequest => {
+            serving.handles.count_unmatched_feedback();
+            return Err(ApiError::UnknownPrediction(format!(
+                "no stored prediction has request id {:?} (unknown, or evicted from the feedback store)",
+                fb.request_id
+            )));
+        }
+        Labelled::UnknownRow { rows } => {
+            return Err(ApiError::Validation(ValidationError::new(
+                ValidationCode::UnknownRow,
+                format!(
+                    "prediction {:?} has {rows} rows; row {} does not exist",
+                    fb.request_id, fb.row
+                ),
+            )));
+        }
+        Labelled::AlreadyLabelled => {
+            return Err(ApiError::AlreadyLabelled(format!(
+                "row {} of prediction {:?} already has a label",
+                fb.row, fb.request_id
+            )));
+        }
+    };
+    let correct = predicted == actual;
+    serving.handles.count_feedback(correct);
+    let outcome = if correct {
+        FeedbackOutcome::Correct
+    } else {
+        FeedbackOutcome::Incorrect
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "request_id": fb.request_id,
+        "row": fb.row,
+        "predicted": classes[predicted],
+        "label": classes[actual],
+        "outcome": match outcome { FeedbackOutcome::Correct => "correct", FeedbackOutcome::Incorrect => "incorrect" },
+    })))
+}
