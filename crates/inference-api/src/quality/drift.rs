@@ -118,7 +118,7 @@ impl DriftWindow {
                 }
             }
         }
-        rows.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
         rows.truncate(self.rows);
         if rows.is_empty() {
             return DriftSnapshot {
