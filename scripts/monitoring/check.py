@@ -45,8 +45,6 @@ import yaml
 ROOT = Path(os.environ.get("MODELWATCH_ROOT", Path(__file__).resolve().parents[2]))
 PROM = ROOT / "prometheus"
 PROM_CONFIG = PROM / "prometheus.yml"
-RECORDING = PROM / "rules" / "recording.yml"
-ALERTS = PROM / "rules" / "alerts.yml"
 AM_CONFIG = ROOT / "alertmanager" / "alertmanager.yml"
 GRAFANA = ROOT / "grafana-provisioning"
 DASHBOARDS = GRAFANA / "dashboards"
@@ -144,9 +142,24 @@ def grafana_rules() -> list[tuple[Path, dict, dict]]:
     return out
 
 
-def prom_rules(path: Path) -> list[tuple[dict, dict]]:
-    doc = load_yaml(path)
-    return [(g, r) for g in doc.get("groups") or [] for r in g.get("rules") or []]
+def rule_files() -> list[Path]:
+    """The rule files prometheus.yml loads (globs relative to its directory)."""
+    files: list[Path] = []
+    for pattern in load_yaml(PROM_CONFIG).get("rule_files") or []:
+        files.extend(sorted(PROM.glob(pattern)))
+    return files
+
+
+def prom_rules(kind: str) -> list[tuple[Path, dict, dict]]:
+    """Every rule of `kind` ("record" or "alert") in the files prometheus.yml loads."""
+    out = []
+    for path in rule_files():
+        doc = load_yaml(path) or {}
+        for g in doc.get("groups") or []:
+            for r in g.get("rules") or []:
+                if kind in r:
+                    out.append((path, g, r))
+    return out
 
 
 def iter_panels(dashboard: dict):
@@ -192,12 +205,12 @@ def extract_expressions() -> list[dict]:
     """Every PromQL expression with where it comes from. `promql` is what Prometheus would be
     sent (Grafana macros/variables substituted); `expr` is the text as written."""
     out: list[dict] = []
-    for group, rule in prom_rules(RECORDING):
-        out.append({"source": "recording_rule", "file": rel(RECORDING), "group": group["name"],
+    for path, group, rule in prom_rules("record"):
+        out.append({"source": "recording_rule", "file": rel(path), "group": group["name"],
                     "name": rule.get("record"), "expr": rule["expr"].strip(),
                     "promql": rule["expr"].strip()})
-    for group, rule in prom_rules(ALERTS):
-        item = {"source": "alert_rule", "file": rel(ALERTS), "group": group["name"],
+    for path, group, rule in prom_rules("alert"):
+        item = {"source": "alert_rule", "file": rel(path), "group": group["name"],
                 "name": rule.get("alert"), "expr": rule["expr"].strip(),
                 "promql": rule["expr"].strip()}
         # An alert returns nothing while all is well; `series_query` (for `<query> <op> <number>`
@@ -272,7 +285,7 @@ def metric_names(promql: str) -> set[str]:
 
 
 def recorded_names() -> set[str]:
-    return {r["record"] for _, r in prom_rules(RECORDING) if "record" in r}
+    return {r["record"] for _, _, r in prom_rules("record")}
 
 
 # --------------------------------------------------------------------------- checks
@@ -513,7 +526,7 @@ ALERT_FORM = re.compile(r"^(?P<query>.+?)\s*(?P<op>==|!=|>=|<=|>|<)\s*(?P<thresh
 
 
 def check_grafana_vs_prometheus(p: Problems) -> None:
-    alerts = {r["alert"]: r for _, r in prom_rules(ALERTS) if "alert" in r}
+    alerts = {r["alert"]: r for _, _, r in prom_rules("alert")}
     ops = {"gt": ">", "lt": "<"}
     for path, group, rule in grafana_rules():
         rw = f"{rel(path)} rule {rule.get('uid')!r}"
@@ -575,24 +588,27 @@ def thresholds_table() -> dict[str, dict]:
 
 def check_prometheus_rules(p: Problems) -> None:
     records = set()
-    for group, rule in prom_rules(RECORDING):
+    if not rule_files():
+        p.add(rel(PROM_CONFIG), "rule_files match no file")
+    for path in rule_files():
+        for group in (load_yaml(path) or {}).get("groups") or []:
+            if "interval" in group:
+                p.add(rel(path), f"group {group['name']}: no per-group interval (tests rewrite the global one)")
+    for path, group, rule in prom_rules("record"):
         name = rule.get("record")
         if not name or not RECORD_NAME.match(name):
-            p.add(rel(RECORDING), f"recording rule {name!r} is not named level:metric:operations")
+            p.add(rel(path), f"recording rule {name!r} is not named level:metric:operations")
         if name in records:
-            p.add(rel(RECORDING), f"recording rule {name!r} defined twice")
+            p.add(rel(path), f"recording rule {name!r} defined twice")
         records.add(name)
-        if "interval" in group:
-            p.add(rel(RECORDING), f"group {group['name']}: no per-group interval (the global one is rewritten by tests)")
     anchors = runbook_anchors()
     table = thresholds_table()
     names = set()
-    for group, rule in prom_rules(ALERTS):
+    for path, group, rule in prom_rules("alert"):
         name = rule.get("alert")
-        if name is None:
-            p.add(rel(ALERTS), f"non-alert rule in alerts file: {rule.get('record')}")
-            continue
-        aw = f"{rel(ALERTS)} alert {name}"
+        aw = f"{rel(path)} alert {name}"
+        if name in names:
+            p.add(aw, "alert name defined twice")
         names.add(name)
         if "for" not in rule:
             p.add(aw, "missing for")
