@@ -19,11 +19,13 @@ venv="${MONITORING_VENV:-$root/.venv/monitoring}"
 py="$venv/bin/python"
 
 failures=()
+passed=0
 step() {
   local name="$1"; shift
   echo "==> $name"
   if "$@"; then
     echo "    ok: $name"
+    passed=$((passed + 1))
   else
     echo "    FAILED: $name" >&2
     failures+=("$name")
@@ -145,7 +147,8 @@ step "structural checks (scripts/monitoring/check.py)" "$py" scripts/monitoring/
 
 echo
 if [ "${#failures[@]}" -gt 0 ]; then
-  echo "monitoring checks: ${#failures[@]} failed: ${failures[*]}" >&2
-  exit 1
+  echo "failed: ${failures[*]}" >&2
 fi
-echo "monitoring checks: all passed"
+# The closing line CI reads.
+echo "monitoring: $passed passed, ${#failures[@]} failed"
+[ "${#failures[@]}" -eq 0 ]
