@@ -23,6 +23,19 @@ where
         .with(BunyanFormattingLayer::new(name.to_owned(), sink))
 }
 
+/// Stdout through a background thread that writes whole batches of lines, so request handlers
+/// never wait on the terminal, pipe or file behind stdout. Lossless: when 128k lines are queued,
+/// loggers wait rather than drop lines. Keep the guard alive until exit; dropping it flushes.
+pub fn stdout_writer() -> (
+    tracing_appender::non_blocking::NonBlocking,
+    tracing_appender::non_blocking::WorkerGuard,
+) {
+    tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(std::io::BufWriter::new(std::io::stdout()))
+}
+
 /// Installs `subscriber` as the global default and routes `log` records into it. Call once.
 pub fn init_subscriber(subscriber: impl Subscriber + Send + Sync) {
     // Both fail only when called twice; tests call this through a LazyLock.
