@@ -87,10 +87,12 @@ impl Manifest {
 
     /// `trained_at` as seconds since the Unix epoch.
     pub fn trained_at_unix(&self) -> Result<f64, String> {
-        let t = humantime::parse_rfc3339_weak(self.trained_at.trim_end_matches('Z'))
-            .map_err(|e| format!("model.json trained_at {:?}: {e}", self.trained_at))?;
-        Ok(t.duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64()))
+        let t = time::OffsetDateTime::parse(
+            &self.trained_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map_err(|e| format!("model.json trained_at {:?}: {e}", self.trained_at))?;
+        Ok(t.unix_timestamp_nanos() as f64 / 1e9)
     }
 }
 
