@@ -53,6 +53,9 @@ DASHBOARD_PROVIDERS = GRAFANA / "provisioning" / "dashboards"
 ALERTING = GRAFANA / "provisioning" / "alerting"
 COMPOSE = ROOT / "docker-compose.yml"
 RUNBOOK = ROOT / "RUNBOOK.md"
+DOCKERFILE = ROOT / "docker" / "Dockerfile"
+ORT_FETCH = ROOT / "scripts" / "fetch-onnxruntime.sh"
+API_PRODUCTION_CONFIG = ROOT / "crates" / "inference-api" / "configuration" / "production.yaml"
 
 EXPR_DATASOURCE = "__expr__"
 GRAFANA_EXPR_TYPES = {"math", "reduce", "resample", "classic_conditions", "threshold", "sql"}
@@ -745,6 +748,45 @@ def check_wiring(p: Problems) -> None:
                     expect(f"{rel(path)} contact point {cp.get('name')}", m.group(1), int(m.group(2)))
 
 
+def check_dockerfile(p: Problems) -> None:
+    """Stages and targets of docker/Dockerfile against docker-compose.yml, the ONNX Runtime
+    version of scripts/fetch-onnxruntime.sh and the API's production configuration."""
+    where = rel(DOCKERFILE)
+    text = DOCKERFILE.read_text()
+    stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", text, re.M | re.I)
+    for ref in re.findall(r"--from=(\S+)", text):
+        if ref not in stages:
+            p.add(where, f"COPY --from={ref}: no such stage")
+    if "fetch-onnxruntime.sh" not in text:
+        p.add(where, "does not fetch ONNX Runtime with scripts/fetch-onnxruntime.sh")
+    runtime = text[text.find("AS runtime-base"):]
+    if not re.search(r"^USER\s+(?!0\b|root\b)\S+", runtime, re.M):
+        p.add(where, "runtime images do not switch to a non-root USER")
+    if "APP_ENVIRONMENT=production" not in text:
+        p.add(where, "runtime images do not set APP_ENVIRONMENT=production")
+    services = load_yaml(COMPOSE).get("services") or {}
+    for name, svc in services.items():
+        build = svc.get("build")
+        if isinstance(build, dict):
+            if build.get("target") not in stages:
+                p.add(rel(COMPOSE), f"service {name}: build target {build.get('target')!r} is not a Dockerfile stage")
+            if (ROOT / build.get("context", ".") / build.get("dockerfile", "Dockerfile")).resolve() != DOCKERFILE.resolve():
+                p.add(rel(COMPOSE), f"service {name}: not built from docker/Dockerfile")
+            if not any(
+                    "healthcheck" in str(part)
+                    for part in ((svc.get("healthcheck") or {}).get("test") or [])):
+                p.add(rel(COMPOSE), f"service {name}: health check does not use the binary's healthcheck subcommand")
+    m = re.search(r'^ORT_VERSION="([^"]+)"', ORT_FETCH.read_text(), re.M) if ORT_FETCH.exists() else None
+    if m:
+        lib = f"libonnxruntime.so.{m.group(1)}"
+        if lib not in text:
+            p.add(where, f"does not install {lib} (the version scripts/fetch-onnxruntime.sh pins)")
+        if API_PRODUCTION_CONFIG.exists():
+            wanted = ((load_yaml(API_PRODUCTION_CONFIG) or {}).get("model") or {}).get("onnxruntime_path")
+            if wanted and not re.search(rf"\s{re.escape(wanted)}\s*$", text, re.M):
+                p.add(where, f"does not put ONNX Runtime at {wanted} (inference-api production.yaml)")
+
+
 def run_checks() -> int:
     p = Problems()
     panels_by_uid, folders = check_dashboards(p)
@@ -757,6 +799,8 @@ def run_checks() -> int:
     print("checked: prometheus rules, RUNBOOK.md anchors and thresholds table")
     check_wiring(p)
     print("checked: prometheus.yml, alertmanager.yml and datasources vs docker-compose.yml")
+    check_dockerfile(p)
+    print("checked: docker/Dockerfile stages vs compose build targets, ONNX Runtime path")
     exprs = extract_expressions()
     print(f"extracted: {len(exprs)} PromQL expressions")
     if p.items:
