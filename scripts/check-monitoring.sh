@@ -144,6 +144,8 @@ fi
 # --------------------------------------------------------------------------- structure
 step "dashboards up to date with scripts/monitoring/dashboards.py" "$py" scripts/monitoring/dashboards.py --check
 step "structural checks (scripts/monitoring/check.py)" "$py" scripts/monitoring/check.py check
+# The checks themselves: each structural check fails on a broken copy; name extraction rules.
+step "tests of the checks (scripts/monitoring/test_check.py)" "$py" -m unittest scripts/monitoring/test_check.py
 
 echo
 if [ "${#failures[@]}" -gt 0 ]; then
