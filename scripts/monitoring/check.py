@@ -637,6 +637,28 @@ def check_prometheus_rules(p: Problems) -> None:
             p.add(f"{rel(RUNBOOK)} thresholds table", f"{name}: severity {row['severity']!r} != rule {sev!r}")
     for extra in set(table) - names:
         p.add(f"{rel(RUNBOOK)} thresholds table", f"row {extra} has no alert rule")
+    # Every rule has promtool unit tests: each recorded series is asserted by a
+    # promql_expr_test, each alert has a case where it fires and (unless it always fires,
+    # severity none) one where it stays silent.
+    tested_records: set[str] = set()
+    fires: set[str] = set()
+    silent: set[str] = set()
+    for test_file in sorted((PROM / "tests").glob("*.yml")):
+        for group in (load_yaml(test_file) or {}).get("tests") or []:
+            if "interval" not in group:
+                p.add(rel(test_file), f"test group {group.get('name')!r} without interval (promtool 2.42 gets it wrong)")
+            for t in group.get("promql_expr_test") or []:
+                tested_records |= metric_names(t.get("expr", ""))
+            for t in group.get("alert_rule_test") or []:
+                (fires if t.get("exp_alerts") else silent).add(t.get("alertname"))
+    for name in sorted(records - tested_records):
+        p.add(f"{rel(PROM)}/tests", f"recording rule {name} has no promql_expr_test")
+    for path, group, rule in prom_rules("alert"):
+        name = rule["alert"]
+        if name not in fires:
+            p.add(f"{rel(PROM)}/tests", f"alert {name} has no test where it fires")
+        if name not in silent and (rule.get("labels") or {}).get("severity") != "none":
+            p.add(f"{rel(PROM)}/tests", f"alert {name} has no test where it stays silent")
     # Every recorded series used anywhere is defined.
     for e in extract_expressions():
         for n in metric_names(e["promql"]):

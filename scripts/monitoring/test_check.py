@@ -197,6 +197,18 @@ class StructuralChecksFail(unittest.TestCase):
                   "record: memory_used_ratio")
         self.assertFailsWith("is not named level:metric:operations")
 
+    def test_alert_without_silent_case(self):
+        # Every silent case of the alert (below threshold, and still pending) now names another.
+        self.edit("prometheus/tests/alerts_test.yml",
+                  r"alertname: ExporterCollectorFailing\n(\s+)exp_alerts: \[\]",
+                  r"alertname: ExporterDown\n\1exp_alerts: []", count=0)
+        self.assertFailsWith("alert ExporterCollectorFailing has no test where it stays silent")
+
+    def test_recording_rule_without_test(self):
+        self.edit("prometheus/tests/recording_test.yml",
+                  r"(?s)      - expr: model_artifact:model_artifact_age_seconds:max.*\Z", "")
+        self.assertFailsWith("recording rule model_artifact:model_artifact_age_seconds:max has no promql_expr_test")
+
     def test_scrape_target_port_not_in_compose(self):
         self.edit("prometheus/prometheus.yml", r"'traffic-gen:9102'", "'traffic-gen:9103'")
         self.assertFailsWith("traffic-gen:9103: service traffic-gen has container ports [9102]")
