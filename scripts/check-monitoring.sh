@@ -5,17 +5,17 @@
 #   scripts/check-monitoring.sh
 #
 # Needs: promtool (Debian `prometheus`, 2.42), amtool (Debian `prometheus-alertmanager`, 0.25),
-# python3 with venv + pip (PyPI reachable the first time). check-jsonschema and PyYAML are
-# installed, pinned, into a git-ignored venv (MONITORING_VENV, default .venv/monitoring).
+# check-jsonschema and PyYAML in .venv (scripts/setup.sh installs them from
+# scripts/requirements-dev.txt; MONITORING_VENV points elsewhere).
 # Optional: Debian `docker-compose` 1.29 for an extra `config` pass (reported when absent).
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-CHECK_JSONSCHEMA_VERSION="0.39.0"
-PYYAML_VERSION="6.0.3"
-venv="${MONITORING_VENV:-$root/.venv/monitoring}"
+# Python tools (check-jsonschema, PyYAML) come from the repository venv that scripts/setup.sh
+# installs from scripts/requirements-dev.txt (the one list of pinned Python tools).
+venv="${MONITORING_VENV:-$root/.venv}"
 py="$venv/bin/python"
 
 failures=()
@@ -37,21 +37,8 @@ need() {
 }
 need promtool "apt-get install --no-install-recommends prometheus"
 need amtool "apt-get install --no-install-recommends prometheus-alertmanager"
-need python3 "Python 3.9+"
-
-ensure_venv() {
-  if [ -x "$venv/bin/check-jsonschema" ] \
-     && "$venv/bin/check-jsonschema" --version 2>/dev/null | grep -q "$CHECK_JSONSCHEMA_VERSION" \
-     && "$py" -c "import yaml, sys; sys.exit(yaml.__version__ != '$PYYAML_VERSION')" 2>/dev/null; then
-    return 0
-  fi
-  echo "==> installing check-jsonschema==$CHECK_JSONSCHEMA_VERSION PyYAML==$PYYAML_VERSION into $venv"
-  python3 -m venv "$venv" \
-    && "$venv/bin/pip" install --quiet --disable-pip-version-check \
-         "check-jsonschema==$CHECK_JSONSCHEMA_VERSION" "PyYAML==$PYYAML_VERSION"
-}
-if ! ensure_venv; then
-  echo "cannot set up $venv" >&2
+if [ ! -x "$venv/bin/check-jsonschema" ] || ! "$py" -c "import yaml" 2>/dev/null; then
+  echo "missing check-jsonschema/PyYAML in $venv: run scripts/setup.sh" >&2
   exit 1
 fi
 

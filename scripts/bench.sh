@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Throughput of the inference API against the HTTP floor on this machine, in one run.
+#
+#   scripts/bench.sh [--duration SECONDS] [--connections N]
+#
+# Builds release, then for each server drives it with wrk (same machine, loopback) and prints
+# req/s and p50/p99: a bare actix-web "hello" handler (the floor), single-row predictions and
+# 100-row batch predictions, for both ONNX session-sharing designs (per_worker and shared).
+# The API logs one JSON line per request to a file, as it would in production.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=10
+CONNECTIONS=32
+WORKERS=2
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION="$2"; shift 2 ;;
+    --connections) CONNECTIONS="$2"; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+scripts/fetch-onnxruntime.sh >/dev/null
+
+cargo build --release -q -p inference-api --bin inference-api --example hello
+BIN=target/release/inference-api
+HELLO=target/release/examples/hello
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Request bodies from the bundled held-out rows.
+python3 - "$work" <<'PY'
+import csv, json, sys
+out = sys.argv[1]
+rows = [[float(v) for v in r[:-1]] for r in csv.reader(list(open("models/breast-cancer/samples.csv"))[1:])]
+single = json.dumps({"features": rows[0]})
+batch = json.dumps({"instances": (rows * 2)[:100]})
+for name, body in [("single", single), ("batch", batch)]:
+    with open(f"{out}/{name}.lua", "w") as f:
+        f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
+        f.write("wrk.body = " + json.dumps(body) + "\n")
+with open(f"{out}/hello.lua", "w") as f:
+    f.write('wrk.method = "POST"\n')
+PY
+
+wait_http() { for _ in $(seq 1 200); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "no answer from $1" >&2; return 1; }
+
+# run_wrk LABEL URL SCRIPT ROWS_PER_REQUEST -> prints one result line
+run_wrk() {
+  local label=$1 url=$2 script=$3 rows=$4
+  wrk -t1 -c"$CONNECTIONS" -d2s -s "$script" "$url" >/dev/null 2>&1   # warm-up
+  wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$script" "$url" > "$work/$label.txt" 2>&1
+  python3 - "$work/$label.txt" "$label" "$rows" <<'PY'
+import re, sys
+text, label, rows = open(sys.argv[1]).read(), sys.argv[2], int(sys.argv[3])
+def dur(s):
+    m = re.match(r"([\d.]+)(us|ms|s)", s); v = float(m.group(1))
+    return v / 1000 if m.group(2) == "us" else v if m.group(2) == "ms" else v * 1000
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+p50 = dur(re.search(r"50%\s+(\S+)", text).group(1)); p99 = dur(re.search(r"99%\s+(\S+)", text).group(1))
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+errs = re.search(r"Socket errors: .*", text)
+print(f"{label:<28} {rps:>10.0f} req/s {rps*rows:>10.0f} rows/s   p50 {p50:7.3f} ms   p99 {p99:7.3f} ms"
+      + (f"   NON-2XX {non2xx.group(1)}" if non2xx else "") + (f"   {errs.group(0)}" if errs else ""))
+with open(sys.argv[1] + ".rps", "w") as f: f.write(str(rps))
+PY
+}
+
+echo "# bench: wrk -t1 -c$CONNECTIONS -d${DURATION}s, server workers=$WORKERS, $(nproc) cores"
+port=$(free_port)
+$HELLO "127.0.0.1:$port" "$WORKERS" & pids+=($!)
+sleep 0.5
+run_wrk "hello-floor" "http://127.0.0.1:$port/" "$work/hello.lua" 1
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+
+# start_api NAME ENV... : starts the API with extra settings, waits until ready, sets $port
+start_api() {
+  local name=$1; shift
+  port=$(free_port)
+  env APP_SERVER__PORT="$port" APP_SERVER__WORKERS="$WORKERS" "$@" $BIN > "$work/api-$name.log" 2>&1 & pids+=($!)
+  wait_http "http://127.0.0.1:$port/ready"
+}
+stop_api() { kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; }
+
+for sharing in per_worker shared; do
+  start_api "$sharing" APP_MODEL__SESSION_SHARING=$sharing
+  run_wrk "predict-1row-$sharing" "http://127.0.0.1:$port/predict" "$work/single.lua" 1
+  run_wrk "predict-100rows-$sharing" "http://127.0.0.1:$port/predict" "$work/batch.lua" 100
+  stop_api
+done
+# Drift tracking off vs on (per_worker), alternating twice to even out machine noise.
+for round in 1 2; do
+  for drift in false true; do
+    start_api "drift-$drift" APP_QUALITY__DRIFT_TRACKING=$drift
+    run_wrk "predict-1row-drift-$drift-$round" "http://127.0.0.1:$port/predict" "$work/single.lua" 1
+    stop_api
+  done
+done
+
+python3 - "$work" <<'PY'
+import sys
+w = sys.argv[1]
+r = lambda n: float(open(f"{w}/{n}.txt.rps").read())
+floor, single, batch = r("hello-floor"), r("predict-1row-per_worker"), r("predict-100rows-per_worker")
+print(f"single-row predict / hello floor: {single / floor:.1%}  (target >= 50%, and >= 20000 req/s: {single:.0f})")
+print(f"100-row batches: {batch * 100:.0f} rows/s  (target >= 250000)")
+print(f"per_worker vs shared session, single row: {single / r('predict-1row-shared'):.2f}x; "
+      f"100 rows: {batch / r('predict-100rows-shared'):.2f}x")
+off = sum(r(f"predict-1row-drift-false-{i}") for i in (1, 2)) / 2
+on = sum(r(f"predict-1row-drift-true-{i}") for i in (1, 2)) / 2
+print(f"drift tracking cost, single row: {1 - on / off:+.1%}  (on {on:.0f} vs off {off:.0f} req/s; target < 5%)")
+PY

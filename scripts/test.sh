@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Every test of the project, as CI runs it (.ci/run = scripts/setup.sh && scripts/test.sh).
+# Needs scripts/setup.sh once. Fails on the first failing stage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stage() { printf '\n==> %s\n' "$*"; }
+
+[ -f .onnxruntime/libonnxruntime.so.1.31.1 ] || { echo "ONNX Runtime missing: run scripts/setup.sh" >&2; exit 1; }
+[ -x .venv/bin/python ] || { echo ".venv missing: run scripts/setup.sh" >&2; exit 1; }
+
+stage "format"
+cargo fmt --all --check
+
+stage "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+stage "unit and integration tests"
+cargo nextest run --workspace --locked --no-fail-fast
+
+stage "monitoring configuration checks"
+scripts/check-monitoring.sh
+
+stage "release binaries"
+cargo build --release --locked --workspace --bins
+
+stage "end to end"
+scripts/e2e.sh
