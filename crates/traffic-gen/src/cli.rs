@@ -44,7 +44,7 @@ pub struct RunArgs {
         env = "TRAFFIC_TARGET",
         default_value = "http://127.0.0.1:8080"
     )]
-    pub target: reqwest::Url,
+    pub target: crate::client::Target,
     /// A built-in scenario (see `traffic-gen scenarios`) or a YAML scenario file.
     #[arg(short, long, env = "TRAFFIC_SCENARIO", default_value = "mixed")]
     pub scenario: Source,

@@ -7,12 +7,12 @@
 //! corrected) and from its actual start (service time) and hands a [`Completed`] to the
 //! aggregator over a channel.
 
+use crate::client::{HttpClient, Route};
 use crate::metrics::TrafficMetrics;
 use crate::payload::{Payloads, Request};
 use crate::plan::RequestKind;
-use crate::report::{Completed, Failure, SendSummary, StopReason};
+use crate::report::{Completed, SendSummary, StopReason};
 use crate::schedule::Schedule;
-use reqwest::header::CONTENT_TYPE;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,24 +30,12 @@ pub struct Limits {
 
 /// Everything the sending side needs.
 pub struct Executor {
-    pub client: reqwest::Client,
-    /// The full `POST /predict` URL.
-    pub url: reqwest::Url,
+    pub client: HttpClient,
+    /// `POST /predict`.
+    pub route: Route,
     pub payloads: Arc<Payloads>,
     pub max_in_flight: usize,
     pub metrics: TrafficMetrics,
-}
-
-/// Builds the HTTP client: HTTP/1.1, one pooled connection per in-flight request, no proxy.
-pub fn client(max_in_flight: usize, timeout: Duration) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(max_in_flight)
-        .pool_idle_timeout(Duration::from_secs(30))
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .tcp_nodelay(true)
-        .no_proxy()
-        .build()
 }
 
 impl Executor {
@@ -67,13 +55,17 @@ impl Executor {
         let (mut sent, mut late) = (0u64, 0u64);
         let mut max_lag = Duration::ZERO;
         let start = Instant::now();
+        // Sending stops at the deadline even when it is behind schedule (the report then shows
+        // fewer sends than planned); a run is always bounded in time.
+        let deadline = limits.duration.map(|d| start + d);
+        let never = start + Duration::from_secs(100 * 365 * 86_400);
         let (stopped_by, planned_end) = 'send: {
             for ticket in schedule {
                 if limits.requests.is_some_and(|n| ticket.seq >= n) {
                     break 'send (StopReason::Requests, Some(ticket.offset));
                 }
                 if let Some(d) = limits.duration
-                    && ticket.offset >= d
+                    && (ticket.offset >= d || deadline.is_some_and(|dl| Instant::now() >= dl))
                 {
                     break 'send (StopReason::Duration, Some(d));
                 }
@@ -88,16 +80,20 @@ impl Executor {
                 let permit = match permits.clone().try_acquire_owned() {
                     Ok(p) => p,
                     Err(_) => {
-                        late += 1;
-                        self.metrics.late_send();
-                        tokio::select! {
+                        let permit = tokio::select! {
                             biased;
                             () = cancel.cancelled() => break 'send (StopReason::Signal, None),
+                            () = tokio::time::sleep_until(deadline.unwrap_or(never)) => {
+                                break 'send (StopReason::Duration, limits.duration)
+                            }
                             p = permits.clone().acquire_owned() => match p {
                                 Ok(p) => p,
                                 Err(_) => break 'send (StopReason::Signal, None),
                             },
-                        }
+                        };
+                        late += 1;
+                        self.metrics.late_send();
+                        permit
                     }
                 };
                 max_lag = max_lag.max(intended.elapsed());
@@ -107,7 +103,7 @@ impl Executor {
                 let request = self.payloads.build(ticket.kind, ticket.choice, batch_size);
                 tokio::spawn(send_one(
                     self.client.clone(),
-                    self.url.clone(),
+                    self.route.clone(),
                     request,
                     intended,
                     results.clone(),
@@ -137,8 +133,8 @@ impl Executor {
 }
 
 async fn send_one(
-    client: reqwest::Client,
-    url: reqwest::Url,
+    client: HttpClient,
+    route: Route,
     request: Request,
     intended: Instant,
     results: mpsc::UnboundedSender<Completed>,
@@ -148,22 +144,10 @@ async fn send_one(
     let started = Instant::now();
     metrics.sent();
     let kind = request.kind;
-    let sent = client
-        .post(url)
-        .header(CONTENT_TYPE, request.content_type)
-        .body(request.body)
-        .send()
-        .await;
-    let result = match sent {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            // Read the body so the connection goes back to the pool. The status is the answer;
-            // a body cut short afterwards does not change it.
-            let _ = response.bytes().await;
-            Ok(status)
-        }
-        Err(e) => Err(classify(&e)),
-    };
+    let result = client
+        .send(&route, Some(request.content_type), request.body, None)
+        .await
+        .map_err(|e| (e.failure(), e.to_string()));
     let done = Instant::now();
     let completed = Completed {
         kind,
@@ -181,28 +165,4 @@ async fn send_one(
     // The aggregator only goes away when the run is over; then nobody needs this result.
     let _ = results.send(completed);
     drop(permit);
-}
-
-/// The failure class of a request that got no response, with its whole cause chain.
-fn classify(e: &reqwest::Error) -> (Failure, String) {
-    let failure = if e.is_timeout() {
-        Failure::Timeout
-    } else if e.is_connect() {
-        Failure::Connect
-    } else {
-        Failure::Transport
-    };
-    (failure, error_chain(e))
-}
-
-/// An error and all its causes, `outer: inner: innermost`.
-pub(crate) fn error_chain(e: &reqwest::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
 }

@@ -13,6 +13,7 @@
 
 pub mod bundle;
 pub mod cli;
+pub mod client;
 pub mod drift;
 pub mod executor;
 pub mod metrics;
@@ -26,8 +27,11 @@ pub mod schedule;
 
 use anyhow::{Context, bail};
 use bundle::Bundle;
+use bytes::Bytes;
 use cli::{Cli, Command, HealthArgs, RunArgs};
+use client::HttpClient;
 use executor::{Executor, Limits};
+use hyper::Method;
 use metrics::MetricsServer;
 use plan::Plan;
 use progress::Progress;
@@ -116,7 +120,6 @@ pub struct Runner {
     plan: Plan,
     seed: u64,
     limits: Limits,
-    base: reqwest::Url,
     executor: Executor,
     registry: Arc<Registry>,
     metrics_server: Option<MetricsServer>,
@@ -139,12 +142,6 @@ impl Runner {
             },
             requests: args.requests,
         };
-        let mut base = args.target.clone();
-        if !base.path().ends_with('/') {
-            let path = format!("{}/", base.path());
-            base.set_path(&path);
-        }
-        let url = base.join("predict").context("building the /predict URL")?;
         let (registry, traffic_metrics) = metrics::registry();
         let registry = Arc::new(registry);
         let metrics_server = args
@@ -154,11 +151,14 @@ impl Runner {
                     .with_context(|| format!("binding the metrics server to {addr}"))
             })
             .transpose()?;
-        let client = executor::client(args.max_in_flight, args.timeout)
-            .context("building the HTTP client")?;
+        let client = HttpClient::new(args.target.clone(), args.max_in_flight, args.timeout)
+            .map_err(anyhow::Error::msg)?;
+        let route = client
+            .route(Method::POST, "predict")
+            .map_err(anyhow::Error::msg)?;
         let executor = Executor {
             client,
-            url,
+            route,
             payloads: Arc::new(payloads),
             max_in_flight: args.max_in_flight,
             metrics: traffic_metrics,
@@ -168,7 +168,6 @@ impl Runner {
             plan,
             seed,
             limits,
-            base,
             executor,
             registry,
             metrics_server,
@@ -194,10 +193,10 @@ impl Runner {
     pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<Report> {
         let metrics_handle = self.metrics_server.map(MetricsServer::spawn);
         let result = async {
-            probe_target(&self.executor.client, &self.base, self.args.wait_ready).await?;
+            probe_target(&self.executor.client, self.args.wait_ready).await?;
             tracing::info!(
                 scenario = %self.plan.name,
-                target = %self.base,
+                target = %self.args.target,
                 seed = self.seed,
                 duration = ?self.limits.duration,
                 requests = ?self.limits.requests,
@@ -216,7 +215,7 @@ impl Runner {
             .await;
             let info = RunInfo {
                 scenario: self.plan.name.clone(),
-                target: self.base.to_string(),
+                target: self.args.target.to_string(),
                 seed: self.seed,
                 max_in_flight: self.args.max_in_flight,
             };
@@ -301,42 +300,37 @@ async fn send_and_collect(
 }
 
 /// Fails fast, with a message saying what to check, when the target cannot serve traffic.
-async fn probe_target(
-    client: &reqwest::Client,
-    base: &reqwest::Url,
-    wait_ready: Option<Duration>,
-) -> anyhow::Result<()> {
-    let probe_timeout = Duration::from_secs(3);
+async fn probe_target(client: &HttpClient, wait_ready: Option<Duration>) -> anyhow::Result<()> {
+    let probe_timeout = Some(Duration::from_secs(3));
+    let base = client.target();
+    let get = |path: &str| client.route(Method::GET, path).map_err(anyhow::Error::msg);
     match wait_ready {
         None => {
-            let url = base.join("health")?;
-            let response = client
-                .get(url.clone())
-                .timeout(probe_timeout)
-                .send()
+            let health = get("health")?;
+            let status = client
+                .send(&health, None, Bytes::new(), probe_timeout)
                 .await
                 .map_err(|e| {
                     anyhow::anyhow!(
-                        "cannot reach the inference API at {base} ({}); is it running, and is --target right?",
-                        executor::error_chain(&e)
+                        "cannot reach the inference API at {base} ({e}); is it running, and is --target right?"
                     )
                 })?;
-            if !response.status().is_success() {
+            if !(200..300).contains(&status) {
                 bail!(
-                    "{url} answered {}; the target is not a healthy inference API",
-                    response.status()
+                    "{} answered {status}; the target is not a healthy inference API",
+                    base.url("health")
                 );
             }
             Ok(())
         }
         Some(wait) => {
-            let url = base.join("ready")?;
+            let ready = get("ready")?;
             let deadline = Instant::now() + wait;
             loop {
-                let last = match client.get(url.clone()).timeout(probe_timeout).send().await {
-                    Ok(r) if r.status().is_success() => return Ok(()),
-                    Ok(r) => format!("it answered {}", r.status()),
-                    Err(e) => executor::error_chain(&e),
+                let last = match client.send(&ready, None, Bytes::new(), probe_timeout).await {
+                    Ok(status) if (200..300).contains(&status) => return Ok(()),
+                    Ok(status) => format!("it answered {status}"),
+                    Err(e) => e.to_string(),
                 };
                 if Instant::now() >= deadline {
                     bail!(

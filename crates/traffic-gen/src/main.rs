@@ -26,7 +26,12 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         let cancel = CancellationToken::new();
         tokio::spawn(stop_on_signal(cancel.clone()));
-        traffic_gen::run(cli, cancel).await
+        // On a worker thread, not the blocking main thread: the producer and the request tasks
+        // then wake each other without crossing threads (measured: 40k -> 70k req/s max).
+        match tokio::spawn(traffic_gen::run(cli, cancel)).await {
+            Ok(result) => result,
+            Err(e) => Err(anyhow::anyhow!("the run task failed: {e}")),
+        }
     });
     match result {
         Ok(exit) => ExitCode::from(exit.code()),

@@ -8,6 +8,7 @@ use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEn
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use std::fmt::Write;
 use std::net::{SocketAddr, TcpListener};
@@ -35,6 +36,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in declaration order (`ALL[o as usize] == o`).
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Success,
+        Outcome::ClientError,
+        Outcome::ServerError,
+        Outcome::UnexpectedStatus,
+        Outcome::Timeout,
+        Outcome::ConnectError,
+        Outcome::TransportError,
+    ];
+
     pub fn from_status(status: u16) -> Self {
         match status {
             200..=299 => Outcome::Success,
@@ -79,11 +91,16 @@ struct KindLabels {
 }
 
 /// The generator's own metrics, registered once under the `traffic` prefix.
+///
+/// Every `{kind, outcome}` series exists from the start (at 0), and the hot path indexes
+/// pre-resolved handles instead of hashing label sets on every request.
 #[derive(Clone)]
 pub struct TrafficMetrics {
-    requests: Family<RequestLabels, Counter>,
-    duration: HistogramFamily<KindLabels>,
-    service_duration: HistogramFamily<KindLabels>,
+    /// Indexed by `kind * Outcome::ALL.len() + outcome`.
+    requests: Arc<[Counter]>,
+    /// Indexed by kind.
+    duration: Arc<[Histogram]>,
+    service_duration: Arc<[Histogram]>,
     late_sends: Counter,
     in_flight: Gauge,
     target_rate: Gauge<f64, AtomicU64>,
@@ -93,10 +110,27 @@ impl TrafficMetrics {
     /// Registers into `registry` (give it the `traffic` sub-registry).
     pub fn new(registry: &mut Registry) -> Self {
         let buckets = Buckets::new(HTTP_LATENCY_SECONDS);
+        let requests: Family<RequestLabels, Counter> = Family::default();
+        let duration: HistogramFamily<KindLabels> = buckets.family();
+        let service_duration: HistogramFamily<KindLabels> = buckets.family();
         let m = Self {
-            requests: Family::default(),
-            duration: buckets.family(),
-            service_duration: buckets.family(),
+            requests: RequestKind::ALL
+                .iter()
+                .flat_map(|&kind| {
+                    Outcome::ALL
+                        .iter()
+                        .map(move |&outcome| RequestLabels { kind, outcome })
+                })
+                .map(|labels| requests.get_or_create(&labels).clone())
+                .collect(),
+            duration: RequestKind::ALL
+                .iter()
+                .map(|&kind| duration.get_or_create(&KindLabels { kind }).clone())
+                .collect(),
+            service_duration: RequestKind::ALL
+                .iter()
+                .map(|&kind| service_duration.get_or_create(&KindLabels { kind }).clone())
+                .collect(),
             late_sends: Counter::default(),
             in_flight: Gauge::default(),
             target_rate: Gauge::default(),
@@ -104,19 +138,19 @@ impl TrafficMetrics {
         registry.register(
             "requests",
             "Requests finished, by request kind and outcome (success = 2xx)",
-            m.requests.clone(),
+            requests,
         );
         registry.register_with_unit(
             "request_duration",
             "Latency from the intended send time to the response (coordinated-omission corrected)",
             Unit::Seconds,
-            m.duration.clone(),
+            duration,
         );
         registry.register_with_unit(
             "request_service_duration",
             "Latency from the actual send to the response (service time)",
             Unit::Seconds,
-            m.service_duration.clone(),
+            service_duration,
         );
         registry.register(
             "late_sends",
@@ -143,16 +177,10 @@ impl TrafficMetrics {
         latency: Duration,
         service: Duration,
     ) {
-        self.requests
-            .get_or_create(&RequestLabels { kind, outcome })
-            .inc();
-        let labels = KindLabels { kind };
-        self.duration
-            .get_or_create(&labels)
-            .observe(latency.as_secs_f64());
-        self.service_duration
-            .get_or_create(&labels)
-            .observe(service.as_secs_f64());
+        let k = kind as usize;
+        self.requests[k * Outcome::ALL.len() + outcome as usize].inc();
+        self.duration[k].observe(latency.as_secs_f64());
+        self.service_duration[k].observe(service.as_secs_f64());
     }
 
     pub fn late_send(&self) {
@@ -242,6 +270,7 @@ mod tests {
             "traffic_request_duration_seconds_count{kind=\"malformed_json\"} 1",
             "traffic_request_service_duration_seconds_count{kind=\"malformed_json\"} 1",
             "traffic_late_sends_total 1",
+            "traffic_requests_total{kind=\"single\",outcome=\"success\"} 0",
             "traffic_build_info{service=\"traffic-gen\",version=\"",
             "process_cpu_seconds_total ",
         ] {
@@ -256,5 +285,11 @@ mod tests {
         assert_eq!(Outcome::from_status(503), Outcome::ServerError);
         assert_eq!(Outcome::from_status(302), Outcome::UnexpectedStatus);
         assert!(Outcome::Timeout.is_error());
+        for (i, o) in Outcome::ALL.iter().enumerate() {
+            assert_eq!(*o as usize, i);
+        }
+        for (i, k) in RequestKind::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i);
+        }
     }
 }

@@ -43,7 +43,9 @@ fn scenarios_lists_every_builtin_on_one_line() {
         .collect();
     assert_eq!(
         names,
-        ["steady", "batch", "ramp", "spike", "errors", "drift", "mixed"]
+        [
+            "steady", "batch", "ramp", "spike", "errors", "drift", "mixed"
+        ]
     );
 }
 
@@ -52,13 +54,35 @@ async fn the_json_report_parses_adds_up_and_the_error_ratio_sets_the_exit_status
     let stub = spawn_stub(StubOptions::default()).await;
 
     let failing = run_binary(&[
-        "-t", &stub.address, "-s", "errors", "-r", "300", "-n", "300", "--seed", "4", "-o",
-        "json", "--max-error-ratio", "0.05",
+        "-t",
+        &stub.address,
+        "-s",
+        "errors",
+        "-r",
+        "300",
+        "-n",
+        "300",
+        "--seed",
+        "4",
+        "-o",
+        "json",
+        "--max-error-ratio",
+        "0.05",
     ])
     .await;
     let passing = run_binary(&[
-        "-t", &stub.address, "-s", "steady", "-r", "300", "-n", "300", "-o", "json",
-        "--max-error-ratio", "0",
+        "-t",
+        &stub.address,
+        "-s",
+        "steady",
+        "-r",
+        "300",
+        "-n",
+        "300",
+        "-o",
+        "json",
+        "--max-error-ratio",
+        "0",
     ])
     .await;
 
@@ -68,7 +92,11 @@ async fn the_json_report_parses_adds_up_and_the_error_ratio_sets_the_exit_status
     let report: Report = serde_json::from_slice(&failing.stdout).expect("JSON report");
     assert_eq!((report.sent, report.completed, report.seed), (300, 300, 4));
     assert_eq!(report.stopped_by, StopReason::Requests);
-    assert!(report.error_ratio > 0.2 && report.error_ratio < 0.4, "{}", report.error_ratio);
+    assert!(
+        report.error_ratio > 0.2 && report.error_ratio < 0.4,
+        "{}",
+        report.error_ratio
+    );
     assert_totals_add_up(&report);
 
     assert_eq!(passing.status.code(), Some(0), "{passing:?}");
@@ -101,8 +129,21 @@ async fn sigterm_ends_the_run_early_with_a_report_and_healthcheck_follows_the_me
     let metrics_addr = format!("127.0.0.1:{port}");
     let bundle = bundle_dir();
     let child = traffic_gen(&[
-        "run", "--bundle", bundle.to_str().expect("utf-8"), "-t", &stub.address, "-s", "steady",
-        "-r", "50", "-d", "60s", "-o", "json", "--metrics-addr", &metrics_addr,
+        "run",
+        "--bundle",
+        bundle.to_str().expect("utf-8"),
+        "-t",
+        &stub.address,
+        "-s",
+        "steady",
+        "-r",
+        "50",
+        "-d",
+        "60s",
+        "-o",
+        "json",
+        "--metrics-addr",
+        &metrics_addr,
     ])
     .spawn()
     .expect("starts");

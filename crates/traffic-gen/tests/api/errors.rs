@@ -11,8 +11,20 @@ async fn every_errors_kind_gets_the_status_the_api_promises() {
     let api = spawn_real_api().await;
 
     let r = run_report(&[
-        "--target", &api.address, "-s", "errors", "--bad-share", "0.8", "-r", "200", "-n", "600",
-        "--seed", "9", "-c", "32",
+        "--target",
+        &api.address,
+        "-s",
+        "errors",
+        "--bad-share",
+        "0.8",
+        "-r",
+        "200",
+        "-n",
+        "600",
+        "--seed",
+        "9",
+        "-c",
+        "32",
     ])
     .await;
 
@@ -21,7 +33,12 @@ async fn every_errors_kind_gets_the_status_the_api_promises() {
     want.extend(RequestKind::BAD);
     assert_eq!(kinds, want);
     for k in &r.kinds {
-        assert!(k.transport_errors.is_empty(), "{}: {:?}", k.kind, r.transport_error_examples);
+        assert!(
+            k.transport_errors.is_empty(),
+            "{}: {:?}",
+            k.kind,
+            r.transport_error_examples
+        );
         assert_eq!(
             k.status_codes,
             BTreeMap::from([(k.kind.expected_status(), k.completed)]),

@@ -154,11 +154,7 @@ async fn stub_predict(
     state: web::Data<StubState>,
 ) -> HttpResponse {
     let now = Instant::now();
-    let first = *state
-        .first
-        .lock()
-        .expect("not poisoned")
-        .get_or_insert(now);
+    let first = *state.first.lock().expect("not poisoned").get_or_insert(now);
     if let Some((after, len)) = state.options.stall {
         let since = now - first;
         if since >= after && since < after + len {
@@ -184,7 +180,9 @@ async fn stub_predict(
     if let Some(code) = rows.iter().find_map(|r| row_ok(r).err()) {
         return error(422, code);
     }
-    state.predictions.fetch_add(rows.len() as u64, Ordering::Relaxed);
+    state
+        .predictions
+        .fetch_add(rows.len() as u64, Ordering::Relaxed);
     let predictions: Vec<Value> = rows
         .iter()
         .map(|_| json!({"label": "benign", "class_index": 1, "confidence": 0.9}))
@@ -240,7 +238,10 @@ pub fn assert_totals_add_up(r: &Report) {
         .sum();
     assert_eq!(two_xx, r.succeeded, "2xx = succeeded");
     assert_eq!(r.kinds.iter().map(|k| k.sent).sum::<u64>(), r.sent);
-    assert_eq!(r.kinds.iter().map(|k| k.completed).sum::<u64>(), r.completed);
+    assert_eq!(
+        r.kinds.iter().map(|k| k.completed).sum::<u64>(),
+        r.completed
+    );
     assert_eq!(r.kinds.iter().map(|k| k.errors).sum::<u64>(), r.errors);
     for k in &r.kinds {
         let n: u64 =

@@ -13,8 +13,18 @@ fn value_of(text: &str, series: &str) -> Option<f64> {
 async fn serves_client_metrics_during_the_run_that_match_the_report() {
     let stub = spawn_stub(StubOptions::default()).await;
     let runner = traffic_gen::Runner::build(run_args(&[
-        "--target", &stub.address, "-s", "errors", "-r", "100", "-d", "2s", "--seed", "5",
-        "--metrics-addr", "127.0.0.1:0",
+        "--target",
+        &stub.address,
+        "-s",
+        "errors",
+        "-r",
+        "100",
+        "-d",
+        "2s",
+        "--seed",
+        "5",
+        "--metrics-addr",
+        "127.0.0.1:0",
     ]))
     .expect("runner builds");
     let addr = runner.metrics_addr().expect("metrics address");
@@ -45,7 +55,10 @@ async fn serves_client_metrics_during_the_run_that_match_the_report() {
     let report = run.await.expect("joins").expect("run succeeds");
 
     let single_ok = "traffic_requests_total{kind=\"single\",outcome=\"success\"}";
-    assert!(value_of(&during, single_ok).is_some_and(|v| v > 0.0), "{during}");
+    assert!(
+        value_of(&during, single_ok).is_some_and(|v| v > 0.0),
+        "{during}"
+    );
     for name in [
         "traffic_build_info{service=\"traffic-gen\"",
         "traffic_target_rate 100",
@@ -65,10 +78,20 @@ async fn serves_client_metrics_during_the_run_that_match_the_report() {
                 .or_default() += n;
         }
         for (outcome, n) in by_outcome {
-            let series = format!("traffic_requests_total{{kind=\"{}\",outcome=\"{outcome}\"}}", k.kind);
+            let series = format!(
+                "traffic_requests_total{{kind=\"{}\",outcome=\"{outcome}\"}}",
+                k.kind
+            );
             assert_eq!(value_of(&after, &series), Some(n as f64), "{series}");
         }
-        let count = format!("traffic_request_duration_seconds_count{{kind=\"{}\"}}", k.kind);
-        assert_eq!(value_of(&after, &count), Some(k.completed as f64), "{count}");
+        let count = format!(
+            "traffic_request_duration_seconds_count{{kind=\"{}\"}}",
+            k.kind
+        );
+        assert_eq!(
+            value_of(&after, &count),
+            Some(k.completed as f64),
+            "{count}"
+        );
     }
 }

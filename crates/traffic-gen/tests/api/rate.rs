@@ -23,8 +23,18 @@ async fn holds_1000_requests_per_second_for_5_seconds_against_a_stub() {
     let stub = spawn_stub(StubOptions::default()).await;
 
     let r = run_report(&[
-        "--target", &stub.address, "-s", "steady", "-r", "1000", "-d", "5s", "-c", "64",
-        "--seed", "1",
+        "--target",
+        &stub.address,
+        "-s",
+        "steady",
+        "-r",
+        "1000",
+        "-d",
+        "5s",
+        "-c",
+        "64",
+        "--seed",
+        "1",
     ])
     .await;
 
@@ -44,8 +54,18 @@ async fn holds_1000_requests_per_second_for_5_seconds_against_the_real_api() {
     let api = spawn_real_api().await;
 
     let r = run_report(&[
-        "--target", &api.address, "-s", "steady", "-r", "1000", "-d", "5s", "-c", "64",
-        "--seed", "2",
+        "--target",
+        &api.address,
+        "-s",
+        "steady",
+        "-r",
+        "1000",
+        "-d",
+        "5s",
+        "-c",
+        "64",
+        "--seed",
+        "2",
     ])
     .await;
 
@@ -65,8 +85,22 @@ async fn request_kinds_follow_the_weights_and_a_seed_repeats_the_sequence() {
     })
     .await;
     let args = [
-        "--target", &stub.address, "-s", "errors", "--bad-share", "0.5", "-r", "4000", "-n",
-        "4000", "--seed", "42", "--oversized-bytes", "70000", "-c", "64",
+        "--target",
+        &stub.address,
+        "-s",
+        "errors",
+        "--bad-share",
+        "0.5",
+        "-r",
+        "4000",
+        "-n",
+        "4000",
+        "--seed",
+        "42",
+        "--oversized-bytes",
+        "70000",
+        "-c",
+        "64",
     ];
 
     let first = run_report(&args).await;
@@ -98,10 +132,7 @@ async fn request_kinds_follow_the_weights_and_a_seed_repeats_the_sequence() {
         );
     }
     let by_kind = |r: &traffic_gen::report::Report| {
-        r.kinds
-            .iter()
-            .map(|k| (k.kind, k.sent))
-            .collect::<Vec<_>>()
+        r.kinds.iter().map(|k| (k.kind, k.sent)).collect::<Vec<_>>()
     };
     assert_eq!(by_kind(&first), by_kind(&second));
     // The stub validates like the API: each kind gets its own status, and nothing else.

@@ -15,7 +15,17 @@ async fn a_500_ms_stall_is_corrected_latency_and_late_sends_not_a_lower_rate() {
 
     // 200 req/s needs ~100 requests in flight during the stall; allow only 20.
     let r = run_report(&[
-        "--target", &stub.address, "-s", "steady", "-r", "200", "-d", "3s", "-c", "20", "--seed",
+        "--target",
+        &stub.address,
+        "-s",
+        "steady",
+        "-r",
+        "200",
+        "-d",
+        "3s",
+        "-c",
+        "20",
+        "--seed",
         "3",
     ])
     .await;
@@ -28,7 +38,11 @@ async fn a_500_ms_stall_is_corrected_latency_and_late_sends_not_a_lower_rate() {
     assert!(r.service_time.p90_ms < 50.0, "{:?}", r.service_time);
     // Nothing was skipped: the schedule caught up.
     assert_eq!(r.sent, 600);
-    assert!((r.achieved_rate - 200.0).abs() <= 4.0, "{}", r.achieved_rate);
+    assert!(
+        (r.achieved_rate - 200.0).abs() <= 4.0,
+        "{}",
+        r.achieved_rate
+    );
     assert_eq!(r.errors, 0);
     assert_totals_add_up(&r);
 }
