@@ -25,6 +25,7 @@ OUT = ROOT / "grafana-provisioning" / "dashboards"
 DS = {"type": "prometheus", "uid": "prometheus"}
 INFERENCE_UID = "modelwatch-inference-api"
 SYSTEM_UID = "modelwatch-system"
+QUALITY_UID = "modelwatch-model-quality"
 
 # Panel ids the Grafana alert rules link to (dashboardUid/panelId). Keep them stable.
 PANEL_ERROR_RATIO = 4
@@ -67,6 +68,8 @@ def panel(pid, ptype, title, description, grid, targets, unit, **kw) -> dict:
         defaults["min"] = kw.pop("min")
     if "max" in kw:
         defaults["max"] = kw.pop("max")
+    if "decimals" in kw:
+        defaults["decimals"] = kw.pop("decimals")
     if "thresholds" in kw:
         defaults["thresholds"] = kw.pop("thresholds")
     if kw.pop("threshold_line", False):
@@ -421,9 +424,152 @@ def system() -> dict:
                      panels, "exporter", ["system"])
 
 
+def model_quality() -> dict:
+    # Thresholds of DataDriftDetected and LiveAccuracyLow (RUNBOOK.md#thresholds), drawn on panels.
+    drift_threshold = 0.25
+    drift_min_rows = 300
+    min_labels = 50
+    psi = f"inference_feature_drift_psi{{{I}}}"
+    panels = [
+        row(100, "Drift", 0),
+        panel(1, "stat", "Drift score (mean PSI)",
+              "Mean PSI over the features of each model, from drift windows of at least 300 rows, "
+              "all replicas (model:inference_feature_drift_psi:mean). DataDriftDetected fires above "
+              "0.25 for 10m; normal traffic gives about 0.10. No data while no window has 300 rows.",
+              (0, 1, 6, 5),
+              [target("model:inference_feature_drift_psi:mean", "{{model}}")],
+              "none", decimals=2, min=0, thresholds=thresholds((drift_threshold, "red"))),
+        panel(2, "stat", "Drift window rows",
+              "Rows in each replica's drift window: the sample size of its PSI. Windows under 300 "
+              "rows do not count towards the drift score (sampling noise alone lifts their PSI).",
+              (6, 1, 6, 5),
+              [target(f"inference_drift_window_rows{{{I}}}", "{{model}} {{instance}}")],
+              "short",
+              thresholds={"mode": "absolute", "steps": [
+                  {"color": "orange", "value": None}, {"color": "green", "value": drift_min_rows}]},
+              options={"graphMode": "none"}),
+        panel(3, "stat", "Live accuracy (1h)",
+              "Share of the feedback labels of the last hour that matched the prediction, all "
+              "replicas (model:inference_feedback_correct:ratio_increase1h). No data in an hour "
+              "without labels.",
+              (12, 1, 6, 5),
+              [target("model:inference_feedback_correct:ratio_increase1h", "{{model}}")],
+              "percentunit", decimals=1, min=0, max=1),
+        panel(4, "stat", "Feedback labels (1h)",
+              "Feedback labels received over the last hour, all replicas "
+              "(model:inference_feedback:increase1h). LiveAccuracyLow judges only on 50 or more.",
+              (18, 1, 6, 5),
+              [target("model:inference_feedback:increase1h", "{{model}}")],
+              "short", decimals=0,
+              thresholds={"mode": "absolute", "steps": [
+                  {"color": "orange", "value": None}, {"color": "green", "value": min_labels}]}),
+        panel(5, "timeseries", "Drift score vs threshold",
+              "'alerted' is the series DataDriftDetected uses (mean PSI over features, windows of at "
+              "least 300 rows, all replicas), threshold 0.25. Per-replica lines average the PSI of "
+              "each replica's window whatever its size.",
+              (0, 6, 12, 8),
+              [target("model:inference_feature_drift_psi:mean", "{{model}} (alerted)"),
+               target(f"avg by (model, instance) ({psi})", "{{model}} {{instance}}", ref="B")],
+              "none", min=0, decimals=2, thresholds=thresholds((drift_threshold, "red")),
+              threshold_line=True),
+        panel(6, "timeseries", "PSI per feature (top 10)",
+              "Population Stability Index of each feature's recent inputs against its training "
+              "quantile bins, averaged over the selected replicas; the 10 highest at each moment. "
+              "Under 0.1 little change, 0.1 to 0.25 moderate, above 0.25 large.",
+              (12, 6, 12, 8),
+              [target(f"topk(10, avg by (model, feature) ({psi}))", "{{feature}}")],
+              "none", min=0, decimals=2),
+        panel(7, "bargauge", "PSI by feature (now)",
+              "Every feature's PSI at the end of the time range, highest first, averaged over the "
+              "selected replicas.",
+              (0, 14, 12, 10),
+              [target(f"sort_desc(avg by (feature) ({psi}))", "{{feature}}", instant=True, range=False)],
+              "none", min=0, decimals=2,
+              thresholds=thresholds((0.1, "yellow"), (drift_threshold, "red")),
+              options={"orientation": "horizontal", "displayMode": "gradient",
+                       "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}),
+        panel(8, "timeseries", "Drift window rows",
+              "Rows in each replica's drift window (the last drift_window_rows predicted rows, no "
+              "older than drift_window_max_age_seconds). Below the line (300 rows) the window does "
+              "not count towards the drift score.",
+              (12, 14, 12, 10),
+              [target(f"inference_drift_window_rows{{{I}}}", "{{model}} {{instance}}")],
+              "short", min=0,
+              thresholds={"mode": "absolute", "steps": [
+                  {"color": "orange", "value": None}, {"color": "transparent", "value": drift_min_rows}]},
+              threshold_line=True),
+        row(101, "Data quality", 24),
+        panel(9, "timeseries", "Out-of-range share of predicted rows (top 10 features)",
+              "Share of the predicted rows whose value of a feature lay outside its training "
+              "min..max, over 5 minutes, all replicas "
+              "(model_feature:inference_feature_out_of_range:ratio_rate5m).",
+              (0, 25, 8, 8),
+              [target("topk(10, model_feature:inference_feature_out_of_range:ratio_rate5m)", "{{feature}}")],
+              "percentunit", min=0),
+        panel(10, "timeseries", "Out-of-range values per second (top 10 features)",
+              "Values outside the training min..max per second, by feature, all replicas "
+              "(model_feature:inference_feature_out_of_range:rate5m).",
+              (8, 25, 8, 8),
+              [target("topk(10, model_feature:inference_feature_out_of_range:rate5m)", "{{feature}}")],
+              "cps", min=0),
+        panel(11, "timeseries", "Missing values per second (top 10 features)",
+              "Absent or null feature values per second, all replicas "
+              "(model_feature:inference_feature_missing:rate5m): rejected rows (422, "
+              "missing_values: reject) and imputed ones (impute) both count.",
+              (16, 25, 8, 8),
+              [target("topk(10, model_feature:inference_feature_missing:rate5m)", "{{feature}}")],
+              "cps", min=0),
+        row(102, "Live accuracy and feedback", 33),
+        panel(12, "timeseries", "Live vs validation accuracy",
+              "Live accuracy over the last hour (feedback labels that matched the prediction, all "
+              "replicas), the validation accuracy from the model's manifest, and the "
+              "LiveAccuracyLow threshold: validation minus 0.10, judged on at least 50 labels an hour.",
+              (0, 34, 12, 8),
+              [target("model:inference_feedback_correct:ratio_increase1h", "{{model}} live (1h)"),
+               target('model_metric:inference_model_validation_score:max{metric="accuracy"}',
+                      "{{model}} validation", ref="B"),
+               target('model_metric:inference_model_validation_score:max{metric="accuracy"} - 0.1',
+                      "{{model}} alert threshold", ref="C")],
+              "percentunit", min=0, max=1, decimals=1),
+        panel(13, "timeseries", "Feedback labels by outcome",
+              "Feedback labels per second (POST /feedback) whose true class matched the "
+              "prediction (correct) or not (incorrect), selected replicas.",
+              (12, 34, 12, 8),
+              [target(f"sum by (model, outcome) (rate(inference_feedback_total{{{I}}}[$__rate_interval]))",
+                      "{{model}} {{outcome}}")],
+              "cps", min=0),
+        panel(14, "timeseries", "Unmatched labels and unlabelled evictions",
+              "Labels per second for unknown or already evicted predictions (404 on /feedback), "
+              "and predicted rows per second evicted from the feedback store before any label "
+              "came. Unmatched labels that rise with evictions mean the store "
+              "(feedback.store_rows) is too small for the labelling delay.",
+              (0, 42, 12, 8),
+              [target(f"sum by (model) (rate(inference_feedback_unmatched_total{{{I}}}[$__rate_interval]))",
+                      "{{model}} unmatched labels"),
+               target(f"sum by (model) (rate(inference_feedback_evicted_total{{{I}}}[$__rate_interval]))",
+                      "{{model}} evicted unlabelled", ref="B")],
+              "cps", min=0),
+        panel(15, "timeseries", "Predicted class share",
+              "Share of the predicted rows by class, selected replicas. A shift here, with no "
+              "labels yet, is the earliest sign that the inputs or the model changed.",
+              (12, 42, 12, 8),
+              [target(f"sum by (model, class) (rate(inference_predictions_total{{{I}}}[$__rate_interval]))"
+                      f" / on (model) group_left () sum by (model) (rate(inference_predictions_total{{{I}}}[$__rate_interval]))",
+                      "{{model}} {{class}}")],
+              "percentunit", min=0, max=1),
+    ]
+    return dashboard(QUALITY_UID, "modelwatch / Model quality",
+                     "Is the model still right? Input drift (PSI per feature against the training "
+                     "distribution), data quality (out-of-range and missing values) and live "
+                     "accuracy from feedback labels, against the DataDriftDetected and "
+                     "LiveAccuracyLow thresholds.",
+                     panels, "inference-api", ["model-quality"])
+
+
 DASHBOARDS = {
     "inference-api.json": inference_api,
     "system.json": system,
+    "model-quality.json": model_quality,
 }
 
 
