@@ -27,6 +27,13 @@ fi
 
 start=$(date +%s)
 status=0
-"$py" -m pytest tests/e2e -x -q -p no:cacheprovider -rs "$@" || status=$?
+# pytest runs in the background so a SIGTERM/SIGINT to this script reaches it (its fixtures then
+# stop every process they started and remove the temporary directory).
+"$py" -m pytest tests/e2e -x -q -p no:cacheprovider -rs "$@" &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null' TERM INT
+wait "$child" || status=$?
+# A trapped signal interrupts `wait`; wait again for pytest's teardown.
+if kill -0 "$child" 2>/dev/null; then wait "$child" || status=$?; fi
 echo "e2e: total $(( $(date +%s) - start )) s, exit $status"
 exit "$status"

@@ -4,6 +4,7 @@ is removed (with every process stopped) when the session ends, passed or failed.
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -20,9 +21,11 @@ from harness import (  # noqa: E402
 )
 from sinks import MailSink, SlackSink  # noqa: E402
 
-# `for:` of every alert in the test: long enough that "fires only after the condition held" is
-# still exercised, short enough for a bounded run. Watchdog (0s) keeps its 0s.
-TEST_FOR = "5s"
+# `for:` of every alert in the test: short enough for a bounded run, long enough that "fires
+# only after the condition held" is still exercised, and longer than the ~5 s Prometheus takes
+# after start to sync its first targets (before that `absent(up{job="inference-api"})` is
+# true and would fire InferenceApiDown at startup). Watchdog (0s) keeps its 0s.
+TEST_FOR = "10s"
 INTERVALS = Intervals(
     scrape="1s",
     evaluation="1s",
@@ -119,6 +122,11 @@ class Stack:
 
 
 _STACK: Stack | None = None
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
 # Lines for the end-of-run summary (timings measured by the tests, what arrived at the sinks).
 SUMMARY: list[str] = []
 
@@ -137,6 +145,9 @@ def stack(request):
     if not harness.ONNXRUNTIME.is_file():
         pytest.fail(f"missing {harness.ONNXRUNTIME}: run scripts/fetch-onnxruntime.sh")
 
+    # SIGTERM (a CI timeout, scripts/e2e.sh being stopped) ends the run like Ctrl-C, so the
+    # finalizer below still stops every process and removes the work directory.
+    signal.signal(signal.SIGTERM, _interrupt)
     work = Path(tempfile.mkdtemp(prefix="modelwatch-e2e-"))
     s: Stack | None = None
 

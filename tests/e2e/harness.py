@@ -401,3 +401,47 @@ class AlertmanagerApi:
 
     def alerts(self) -> list[dict]:
         return requests.get(f"{self.base}/api/v2/alerts", timeout=5).json()
+
+
+class FeedbackSender:
+    """Plays the label source of live accuracy: predicts rows of samples.csv one at a time and
+    posts each row's true class to /feedback (the traffic generator does not send feedback).
+    Spread over time (one label per `every` s) so increase() over the counters sees them grow;
+    bounded by `limit` labels."""
+
+    def __init__(self, api_port: int, limit: int = 60, every: float = 0.5) -> None:
+        import csv
+        import threading
+
+        with open(MODEL_DIR / "samples.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        self.rows = [([float(r[k]) for k in r if k != "label"], r["label"]) for r in rows]
+        self.base = f"http://127.0.0.1:{api_port}"
+        self.limit = limit
+        self.every = every
+        self.sent: list[int] = []  # HTTP status of each /feedback
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        for features, label in self.rows[: self.limit]:
+            if self._stop.is_set():
+                return
+            try:
+                p = requests.post(f"{self.base}/predict", json={"features": features}, timeout=5)
+                p.raise_for_status()
+                f = requests.post(f"{self.base}/feedback", timeout=5,
+                                  json={"request_id": p.json()["request_id"], "row": 0, "label": label})
+                self.sent.append(f.status_code)
+            except (requests.RequestException, ValueError, KeyError) as e:
+                self.errors.append(repr(e))
+            self._stop.wait(self.every)
+
+    def start(self) -> "FeedbackSender":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)

@@ -8,6 +8,8 @@ Which expressions must return at least one series (the precise rule):
   variables substituted the way scripts/monitoring/check.py does (`$__rate_interval` -> 1m,
   `$__interval` -> 15s, `$instance` -> the variable's allValue or `.*`);
 - Grafana alert rules: their Prometheus query (refId A...);
+- live-accuracy series need feedback labels: the traffic generator sends none, so while `mixed`
+  runs the test posts the true class of a few samples.csv rows to /feedback (FeedbackSender);
 - Prometheus alert rules: they must parse, but they fire only when something is wrong, so the
   part that must have data is the alert's `series_query` (the `<query>` of `<query> <op> <number>`,
   extracted by check.py); for alerts of another shape (`up == 0 or absent(up)`, `vector(1)`)
@@ -21,6 +23,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
 import harness
 from conftest import SUMMARY
@@ -59,22 +62,29 @@ def must_have_data(e: dict) -> list[str]:
 
 @pytest.fixture(scope="module")
 def mixed(stack):
+    """`mixed` demo traffic, plus feedback labels for live accuracy (sent by the test)."""
     p = stack.traffic("mixed", MIXED_RATE, MIXED_DURATION, seed=1)
+    feedback = harness.FeedbackSender(stack.ports.api).start()
     yield p
+    feedback.stop()
     p.stop()
+    assert not feedback.errors, f"feedback sender failed: {feedback.errors[:5]}"
+    assert feedback.sent and set(feedback.sent) == {200}, f"/feedback answered {sorted(set(feedback.sent))}"
 
 
 def test_every_scrape_target_is_up(stack, mixed):
+    jobs_configured = {j["job_name"] for j in yaml.safe_load(stack.rendered.prometheus_config.read_text())["scrape_configs"]}
+
     def all_up():
         targets = stack.prom.targets()
         jobs = {t["labels"]["job"] for t in targets}
-        return len(jobs) == 5 and all(t["health"] == "up" for t in targets)
+        return jobs == jobs_configured and all(t["health"] == "up" for t in targets)
 
     def detail():
         rows = [f"{t['labels']['job']} {t['scrapeUrl']} {t['health']} {t.get('lastError', '')}" for t in stack.prom.targets()]
         return "targets:\n  " + "\n  ".join(rows)
 
-    wait_for("every scrape target up (5 jobs)", all_up, 30, detail=detail)
+    wait_for(f"every scrape target up (jobs {sorted(jobs_configured)})", all_up, 30, detail=detail)
     SUMMARY.append(detail())
 
 
