@@ -13,7 +13,6 @@ use crate::payload::{Payloads, Request};
 use crate::plan::RequestKind;
 use crate::report::{Completed, SendSummary, StopReason};
 use crate::schedule::Schedule;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -38,9 +37,17 @@ pub struct Executor {
     pub metrics: TrafficMetrics,
 }
 
+/// What every request task shares, behind one `Arc` (one reference count per request).
+struct Shared {
+    client: HttpClient,
+    route: Route,
+    metrics: TrafficMetrics,
+    results: mpsc::UnboundedSender<Completed>,
+}
+
 impl Executor {
     /// Sends the schedule until a limit is reached or `cancel` fires, and says what was sent.
-    /// Requests still in flight keep a clone of `results`, which closes when the last one ends.
+    /// Requests still in flight keep the `results` sender, which closes when the last one ends.
     pub async fn send_all(
         &self,
         schedule: Schedule,
@@ -50,8 +57,14 @@ impl Executor {
         cancel: CancellationToken,
     ) -> SendSummary {
         let plan = schedule.plan().clone();
+        let shared = Arc::new(Shared {
+            client: self.client.clone(),
+            route: self.route.clone(),
+            metrics: self.metrics.clone(),
+            results,
+        });
         let permits = Arc::new(Semaphore::new(self.max_in_flight));
-        let mut sent_by_kind: BTreeMap<RequestKind, u64> = BTreeMap::new();
+        let mut sent_by_kind = [0u64; RequestKind::ALL.len()];
         let (mut sent, mut late) = (0u64, 0u64);
         let mut max_lag = Duration::ZERO;
         let start = Instant::now();
@@ -59,13 +72,25 @@ impl Executor {
         // fewer sends than planned); a run is always bounded in time.
         let deadline = limits.duration.map(|d| start + d);
         let never = start + Duration::from_secs(100 * 365 * 86_400);
+        // One future for "stop now", created once rather than per request.
+        let stop = async {
+            tokio::select! {
+                () = cancel.cancelled() => StopReason::Signal,
+                () = tokio::time::sleep_until(deadline.unwrap_or(never)) => StopReason::Duration,
+            }
+        };
+        tokio::pin!(stop);
+        let stopped = |reason: StopReason| match reason {
+            StopReason::Duration => (StopReason::Duration, limits.duration),
+            other => (other, None),
+        };
         let (stopped_by, planned_end) = 'send: {
             for ticket in schedule {
                 if limits.requests.is_some_and(|n| ticket.seq >= n) {
                     break 'send (StopReason::Requests, Some(ticket.offset));
                 }
                 if let Some(d) = limits.duration
-                    && (ticket.offset >= d || deadline.is_some_and(|dl| Instant::now() >= dl))
+                    && ticket.offset >= d
                 {
                     break 'send (StopReason::Duration, Some(d));
                 }
@@ -73,7 +98,7 @@ impl Executor {
                 if Instant::now() < intended {
                     tokio::select! {
                         biased;
-                        () = cancel.cancelled() => break 'send (StopReason::Signal, None),
+                        reason = &mut stop => break 'send stopped(reason),
                         () = tokio::time::sleep_until(intended) => {}
                     }
                 }
@@ -82,36 +107,26 @@ impl Executor {
                     Err(_) => {
                         let permit = tokio::select! {
                             biased;
-                            () = cancel.cancelled() => break 'send (StopReason::Signal, None),
-                            () = tokio::time::sleep_until(deadline.unwrap_or(never)) => {
-                                break 'send (StopReason::Duration, limits.duration)
-                            }
+                            reason = &mut stop => break 'send stopped(reason),
                             p = permits.clone().acquire_owned() => match p {
                                 Ok(p) => p,
                                 Err(_) => break 'send (StopReason::Signal, None),
                             },
                         };
                         late += 1;
-                        self.metrics.late_send();
+                        shared.metrics.late_send();
                         permit
                     }
                 };
                 max_lag = max_lag.max(intended.elapsed());
-                self.metrics
+                shared
+                    .metrics
                     .set_target_rate(plan.rate_at(ticket.offset.as_secs_f64()));
                 let batch_size = plan.phases[ticket.phase].batch_size;
                 let request = self.payloads.build(ticket.kind, ticket.choice, batch_size);
-                tokio::spawn(send_one(
-                    self.client.clone(),
-                    self.route.clone(),
-                    request,
-                    intended,
-                    results.clone(),
-                    self.metrics.clone(),
-                    permit,
-                ));
+                tokio::spawn(send_one(shared.clone(), request, intended, permit));
                 sent += 1;
-                *sent_by_kind.entry(ticket.kind).or_insert(0) += 1;
+                sent_by_kind[ticket.kind as usize] += 1;
                 sent_counter.store(sent, Ordering::Relaxed);
             }
             // A schedule never ends on its own.
@@ -119,9 +134,14 @@ impl Executor {
         };
         let elapsed = start.elapsed();
         let window = planned_end.map_or(elapsed, |end| end.max(elapsed));
-        self.metrics.set_target_rate(0.0);
+        shared.metrics.set_target_rate(0.0);
         SendSummary {
-            sent_by_kind,
+            sent_by_kind: RequestKind::ALL
+                .iter()
+                .zip(sent_by_kind)
+                .filter(|(_, n)| *n > 0)
+                .map(|(k, n)| (*k, n))
+                .collect(),
             sent,
             late_sends: late,
             max_send_lag: max_lag,
@@ -133,19 +153,22 @@ impl Executor {
 }
 
 async fn send_one(
-    client: HttpClient,
-    route: Route,
+    shared: Arc<Shared>,
     request: Request,
     intended: Instant,
-    results: mpsc::UnboundedSender<Completed>,
-    metrics: TrafficMetrics,
     permit: OwnedSemaphorePermit,
 ) {
     let started = Instant::now();
-    metrics.sent();
+    shared.metrics.sent();
     let kind = request.kind;
-    let result = client
-        .send(&route, Some(request.content_type), request.body, None)
+    let result = shared
+        .client
+        .send(
+            &shared.route,
+            Some(request.content_type),
+            request.body,
+            None,
+        )
         .await
         .map_err(|e| (e.failure(), e.to_string()));
     let done = Instant::now();
@@ -155,14 +178,14 @@ async fn send_one(
         latency: done - intended,
         service: done - started,
     };
-    metrics.finished();
-    metrics.observe(
+    shared.metrics.finished();
+    shared.metrics.observe(
         kind,
         completed.outcome(),
         completed.latency,
         completed.service,
     );
     // The aggregator only goes away when the run is over; then nobody needs this result.
-    let _ = results.send(completed);
+    let _ = shared.results.send(completed);
     drop(permit);
 }

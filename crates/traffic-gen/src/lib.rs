@@ -31,7 +31,6 @@ use bytes::Bytes;
 use cli::{Cli, Command, HealthArgs, RunArgs};
 use client::HttpClient;
 use executor::{Executor, Limits};
-use hyper::Method;
 use metrics::MetricsServer;
 use plan::Plan;
 use progress::Progress;
@@ -154,7 +153,7 @@ impl Runner {
         let client = HttpClient::new(args.target.clone(), args.max_in_flight, args.timeout)
             .map_err(anyhow::Error::msg)?;
         let route = client
-            .route(Method::POST, "predict")
+            .route("POST", "predict")
             .map_err(anyhow::Error::msg)?;
         let executor = Executor {
             client,
@@ -303,7 +302,7 @@ async fn send_and_collect(
 async fn probe_target(client: &HttpClient, wait_ready: Option<Duration>) -> anyhow::Result<()> {
     let probe_timeout = Some(Duration::from_secs(3));
     let base = client.target();
-    let get = |path: &str| client.route(Method::GET, path).map_err(anyhow::Error::msg);
+    let get = |path: &str| client.route("GET", path).map_err(anyhow::Error::msg);
     match wait_ready {
         None => {
             let health = get("health")?;
