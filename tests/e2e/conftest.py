@@ -17,7 +17,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
 from harness import (  # noqa: E402
-    AlertmanagerApi, Intervals, Ports, Process, PromApi, Rendered, http_ok, wait_for,
+    AlertmanagerApi,
+    Intervals,
+    Ports,
+    Process,
+    PromApi,
+    Rendered,
+    http_ok,
+    wait_for,
 )
 from sinks import MailSink, SlackSink  # noqa: E402
 

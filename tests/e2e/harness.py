@@ -10,7 +10,7 @@ inhibitions and templates are loaded as committed.
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import os
 import re
 import shutil
@@ -19,9 +19,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import requests
 import yaml
@@ -60,7 +60,7 @@ class Ports:
     webhook: int
 
     @classmethod
-    def free(cls) -> "Ports":
+    def free(cls) -> Ports:
         return cls(**{name: free_port() for name in cls.__dataclass_fields__})
 
 
@@ -262,17 +262,13 @@ class Process:
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM to the process group, SIGKILL after `timeout`; returns the exit code."""
         if self.popen.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.popen.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 self.popen.wait(5)
         if not self._log_file.closed:
             self._log_file.close()
@@ -286,7 +282,8 @@ class Process:
         return "\n".join(text[-lines:])
 
 
-def wait_for(what: str, check: Callable[[], object], timeout: float, interval: float = 0.25, detail: Callable[[], str] | None = None):
+def wait_for(what: str, check: Callable[[], object], timeout: float, interval: float = 0.25,
+             detail: Callable[[], str] | None = None):
     """Polls `check` until it returns something truthy; fails with a message after `timeout` s."""
     deadline = time.monotonic() + timeout
     last_error = None
@@ -438,7 +435,7 @@ class FeedbackSender:
                 self.errors.append(repr(e))
             self._stop.wait(self.every)
 
-    def start(self) -> "FeedbackSender":
+    def start(self) -> FeedbackSender:
         self._thread.start()
         return self
 

@@ -143,7 +143,7 @@ def down() -> int:
     if not pids:
         print("stack not running")
         return 0
-    for name, pid in reversed(list(pids.items())):
+    for pid in reversed(list(pids.values())):
         if alive(pid):
             os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + 15

@@ -22,10 +22,9 @@ import json
 import subprocess
 import time
 
+import harness
 import pytest
 import yaml
-
-import harness
 from conftest import SUMMARY
 from harness import wait_for
 

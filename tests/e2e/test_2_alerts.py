@@ -11,10 +11,9 @@ import json
 import re
 import time
 
+import harness
 import pytest
 import yaml
-
-import harness
 from conftest import INTERVALS, SUMMARY, TEST_FOR
 from harness import wait_for
 
@@ -97,7 +96,8 @@ def expect_delivered(stack, alert: str, status: str, labels: dict, slack: bool =
         f"{expected}\n{'exactly one' if slack else 'no'} Slack message, got {len(slacks)}\n{stack.deliveries()}")
     mail = emails[0]
     assert summary.search(mail.text), f"{expected}\nsummary missing from the email:\n{mail.describe()}"
-    assert runbook.search(mail.text) and runbook.search(mail.html), f"{expected}\nrunbook link missing from the email:\n{mail.describe()}"
+    assert runbook.search(mail.text) and runbook.search(mail.html), (
+        f"{expected}\nrunbook link missing from the email:\n{mail.describe()}")
     msg = slacks[0] if slack else None
     if msg is not None:
         assert any(k in msg.body for k in ("text", "attachments", "blocks")), f"not a Slack payload: {msg.raw}"
@@ -188,7 +188,7 @@ def test_inference_api_down_is_delivered(stack):
 def test_stale_model_fires_model_stale(stack):
     rule = alert_rules()["ModelStale"]
     threshold = float(re.search(r">\s*([0-9.e+]+)\s*$", rule["expr"].strip()).group(1))
-    trained = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=threshold + 7 * 86400)
+    trained = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=threshold + 7 * 86400)
     manifest = stack.bundle / "model.json"
     doc = json.loads(manifest.read_text())
     doc["trained_at"] = trained.strftime("%Y-%m-%dT%H:%M:%SZ")
