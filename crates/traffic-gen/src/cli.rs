@@ -42,7 +42,7 @@ pub struct RunArgs {
         short,
         long,
         env = "TRAFFIC_TARGET",
-        default_value = "http://127.0.0.1:8080"
+        default_value = "http://127.0.0.1:8000"
     )]
     pub target: crate::client::Target,
     /// A built-in scenario (see `traffic-gen scenarios`) or a YAML scenario file.

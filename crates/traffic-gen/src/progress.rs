@@ -43,7 +43,8 @@ impl Progress {
         let Some(bar) = &self.bar else { return };
         let elapsed = self.start.elapsed().as_secs_f64();
         let sent = self.sent.load(Ordering::Relaxed);
-        let rate = if elapsed > 0.0 {
+        // The first instants give meaningless rates.
+        let rate = if elapsed >= REFRESH.as_secs_f64() {
             sent as f64 / elapsed
         } else {
             0.0

@@ -360,6 +360,21 @@ mod tests {
     }
 
     #[test]
+    fn the_example_scenario_files_load() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("scenarios/ exists") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let plan = load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+                assert!(!plan.phases.is_empty());
+                seen += 1;
+            }
+        }
+        assert!(seen >= 1);
+    }
+
+    #[test]
     fn an_out_of_range_bad_share_is_refused() {
         let p = Params {
             bad_share: 1.5,
