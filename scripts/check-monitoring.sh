@@ -64,6 +64,9 @@ routes_ok() {
 email-and-slack alertname=HighErrorRate severity=critical job=inference-api
 email-and-slack alertname=HighErrorRate severity=critical source=grafana
 email alertname=HighLatencyP99 severity=warning job=inference-api
+email alertname=ModelStale severity=warning
+email-and-slack alertname=DataDriftDetected severity=warning
+email-and-slack alertname=LiveAccuracyLow severity=warning
 email alertname=SomethingNew
 null alertname=Watchdog severity=none
 ROUTES
