@@ -12,7 +12,6 @@ import re
 import time
 
 import harness
-import pytest
 import yaml
 from conftest import INTERVALS, SUMMARY, TEST_FOR
 from harness import wait_for
