@@ -106,6 +106,40 @@ async fn the_json_report_parses_adds_up_and_the_error_ratio_sets_the_exit_status
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_ready_waits_for_the_model_and_gives_up_with_a_message() {
+    let stub = spawn_stub(StubOptions {
+        ready_after: Duration::from_millis(1500),
+        ..StubOptions::default()
+    })
+    .await;
+    let started = Instant::now();
+
+    let impatient = run_binary(&["-t", &stub.address, "-n", "5", "--wait-ready", "300ms"]).await;
+    let patient = run_binary(&[
+        "-t",
+        &stub.address,
+        "-n",
+        "5",
+        "-o",
+        "json",
+        "--wait-ready",
+        "10s",
+    ])
+    .await;
+
+    assert_eq!(impatient.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&impatient.stderr);
+    assert!(
+        stderr.contains("was not ready within 300ms (last: it answered 503)"),
+        "{stderr}"
+    );
+    assert_eq!(patient.status.code(), Some(0), "{patient:?}");
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    let report: Report = serde_json::from_slice(&patient.stdout).expect("JSON report");
+    assert_eq!(report.completed, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_target_fails_fast_with_a_clear_message() {
     let target = format!("http://127.0.0.1:{}", free_port());
     let started = Instant::now();

@@ -81,6 +81,8 @@ pub struct StubOptions {
     /// Requests arriving from `stall_after` to `stall_after + stall_for` after the first
     /// `/predict` request are each held for `stall_for`.
     pub stall: Option<(Duration, Duration)>,
+    /// `GET /ready` answers 503 until this long after the stub started.
+    pub ready_after: Duration,
 }
 
 impl Default for StubOptions {
@@ -88,12 +90,14 @@ impl Default for StubOptions {
         Self {
             max_body_bytes: 2 * 1024 * 1024,
             stall: None,
+            ready_after: Duration::ZERO,
         }
     }
 }
 
 struct StubState {
     options: StubOptions,
+    started: Instant,
     first: Mutex<Option<Instant>>,
     predictions: Arc<AtomicU64>,
 }
@@ -103,6 +107,7 @@ pub async fn spawn_stub(options: StubOptions) -> Stub {
     let predictions = Arc::new(AtomicU64::new(0));
     let state = web::Data::new(StubState {
         options,
+        started: Instant::now(),
         first: Mutex::new(None),
         predictions: predictions.clone(),
     });
@@ -113,7 +118,7 @@ pub async fn spawn_stub(options: StubOptions) -> Stub {
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(options.max_body_bytes))
             .route("/health", web::get().to(HttpResponse::Ok))
-            .route("/ready", web::get().to(HttpResponse::Ok))
+            .route("/ready", web::get().to(stub_ready))
             .route("/predict", web::post().to(stub_predict))
     })
     .workers(1)
@@ -125,6 +130,14 @@ pub async fn spawn_stub(options: StubOptions) -> Stub {
     Stub {
         address: format!("http://127.0.0.1:{port}"),
         predictions,
+    }
+}
+
+async fn stub_ready(state: web::Data<StubState>) -> HttpResponse {
+    if state.started.elapsed() >= state.options.ready_after {
+        HttpResponse::Ok().finish()
+    } else {
+        error(503, "not_ready")
     }
 }
 
