@@ -20,6 +20,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// Resolution of tokio's timer.
+const TIMER_TICK: Duration = Duration::from_millis(1);
+
 /// When a run ends (at least one is set).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Limits {
@@ -95,11 +98,15 @@ impl Executor {
                     break 'send (StopReason::Duration, Some(d));
                 }
                 let intended = start + ticket.offset;
-                if Instant::now() < intended {
+                // tokio's timer fires on the first millisecond tick at or after its deadline, so
+                // aim one tick early: sends leave within [intended - 1 ms, intended] instead of
+                // [intended, intended + 1 ms], and the timer's own lag stays out of the
+                // corrected latency. The schedule, and so the rate, is unchanged.
+                if Instant::now() + TIMER_TICK < intended {
                     tokio::select! {
                         biased;
                         reason = &mut stop => break 'send stopped(reason),
-                        () = tokio::time::sleep_until(intended) => {}
+                        () = tokio::time::sleep_until(intended - TIMER_TICK) => {}
                     }
                 }
                 let permit = match permits.clone().try_acquire_owned() {
@@ -175,7 +182,9 @@ async fn send_one(
     let completed = Completed {
         kind,
         result,
-        latency: done - intended,
+        // From the intended send time, or from the actual one when it was (at most a timer
+        // tick) earlier.
+        latency: done - intended.min(started),
         service: done - started,
     };
     shared.metrics.finished();
