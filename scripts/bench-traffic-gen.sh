@@ -22,7 +22,7 @@ TARGET=""
 CONNECTIONS=64
 DURATION=8
 RATE=5000
-ROUNDS=2
+ROUNDS=3
 THREADS=1
 while [ $# -gt 0 ]; do
   case "$1" in

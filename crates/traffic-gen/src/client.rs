@@ -10,6 +10,7 @@
 
 use crate::report::Failure;
 use bytes::Bytes;
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -140,6 +141,8 @@ struct Conn {
     stream: TcpStream,
     /// Bytes read and not yet consumed.
     buf: Vec<u8>,
+    /// The request being written (kept to reuse its allocation).
+    wbuf: Vec<u8>,
 }
 
 struct Inner {
@@ -221,8 +224,13 @@ impl HttpClient {
         body: Bytes,
     ) -> Result<u16, ClientError> {
         let inline = body.len() <= INLINE_BODY;
-        let mut head =
-            Vec::with_capacity(route.head.len() + 80 + if inline { body.len() } else { 0 });
+        let (mut conn, reused) = match self.pop_idle() {
+            Some(conn) => (conn, true),
+            None => (self.connect().await?, false),
+        };
+        // The connection's own write buffer, so a request costs no allocation.
+        let mut head = std::mem::take(&mut conn.wbuf);
+        head.clear();
         head.extend_from_slice(&route.head);
         if let Some(ct) = content_type {
             head.extend_from_slice(b"Content-Type: ");
@@ -230,7 +238,8 @@ impl HttpClient {
             head.extend_from_slice(b"\r\n");
         }
         if !body.is_empty() || content_type.is_some() {
-            head.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+            // Writing into a Vec cannot fail.
+            let _ = write!(head, "Content-Length: {}\r\n", body.len());
         }
         head.extend_from_slice(b"\r\n");
         let rest: &[u8] = if inline {
@@ -239,10 +248,6 @@ impl HttpClient {
         } else {
             &body
         };
-        let (mut conn, reused) = match self.pop_idle() {
-            Some(conn) => (conn, true),
-            None => (self.connect().await?, false),
-        };
         let result = match roundtrip(&mut conn, &head, rest).await {
             Err(fail) if reused && fail.stale() => {
                 conn = self.connect().await?;
@@ -250,6 +255,7 @@ impl HttpClient {
             }
             other => other,
         };
+        conn.wbuf = head;
         match result {
             Ok((status, keep_alive)) => {
                 if keep_alive {
@@ -299,6 +305,7 @@ impl HttpClient {
         Ok(Conn {
             stream,
             buf: Vec::with_capacity(4096),
+            wbuf: Vec::with_capacity(2048),
         })
     }
 }
