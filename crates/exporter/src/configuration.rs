@@ -2,6 +2,7 @@
 //! (`local` by default), then `APP_…` environment variables (`APP_SERVER__PORT=9200`,
 //! `APP_COLLECTORS__MODEL_BUNDLES=/models/a,/models/b`).
 
+use metrics_core::settings::Layers;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,18 +27,6 @@ pub struct ServerSettings {
     pub port: u16,
     pub workers: usize,
     pub shutdown_timeout_seconds: u64,
-}
-
-impl ServerSettings {
-    /// The address a local probe should connect to: the configured host, or loopback when the
-    /// server listens on every interface.
-    pub fn probe_host(&self) -> &str {
-        match self.host.as_str() {
-            "0.0.0.0" | "" => "127.0.0.1",
-            "::" | "[::]" => "::1",
-            host => host,
-        }
-    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -108,51 +97,14 @@ impl Settings {
     }
 }
 
-/// Where the settings run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Environment {
-    Local,
-    Production,
-}
-
-impl TryFrom<String> for Environment {
-    type Error = String;
-
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        match s.to_lowercase().as_str() {
-            "local" => Ok(Self::Local),
-            "production" => Ok(Self::Production),
-            other => Err(format!(
-                "APP_ENVIRONMENT={other:?} is neither `local` nor `production`"
-            )),
-        }
-    }
-}
-
 /// Reads the settings for `APP_ENVIRONMENT` (default `local`) with `APP_` overrides.
 pub fn get_configuration() -> Result<Settings, config::ConfigError> {
-    let environment: Environment = std::env::var("APP_ENVIRONMENT")
-        .unwrap_or_else(|_| "local".into())
-        .try_into()
-        .map_err(config::ConfigError::Message)?;
-    let overlay = match environment {
-        Environment::Local => LOCAL,
-        Environment::Production => PRODUCTION,
+    let layers = Layers {
+        base: BASE,
+        local: LOCAL,
+        production: PRODUCTION,
     };
-    let mut env = config::Environment::with_prefix("APP")
-        .prefix_separator("_")
-        .separator("__")
-        .try_parsing(true)
-        .list_separator(",");
-    for key in LIST_KEYS {
-        env = env.with_list_parse_key(key);
-    }
-    config::Config::builder()
-        .add_source(config::File::from_str(BASE, config::FileFormat::Yaml))
-        .add_source(config::File::from_str(overlay, config::FileFormat::Yaml))
-        .add_source(env)
-        .build()?
-        .try_deserialize()
+    metrics_core::settings::load(&layers, &LIST_KEYS)
 }
 
 #[cfg(test)]
@@ -198,23 +150,5 @@ mod tests {
         for (g, (path, label)) in got.iter().zip(want) {
             assert_eq!((g.path.to_str(), g.label.as_str()), (Some(path), label));
         }
-    }
-
-    #[test]
-    fn unknown_environment_is_rejected() {
-        assert!(Environment::try_from("staging".to_string()).is_err());
-        assert_eq!(
-            Environment::try_from("Production".to_string()),
-            Ok(Environment::Production)
-        );
-    }
-
-    #[test]
-    fn the_probe_never_dials_the_wildcard_address() {
-        let mut s = get_configuration().expect("parses").server;
-        s.host = "0.0.0.0".into();
-        assert_eq!(s.probe_host(), "127.0.0.1");
-        s.host = "10.1.2.3".into();
-        assert_eq!(s.probe_host(), "10.1.2.3");
     }
 }

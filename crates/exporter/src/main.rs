@@ -38,14 +38,13 @@ fn main() -> ExitCode {
             let timeout =
                 Duration::try_from_secs_f64(timeout_seconds).unwrap_or(Duration::from_secs(2));
             let server = &settings.server;
-            match metrics_core::health::probe(server.probe_host(), server.port, "/health", timeout)
-            {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("exporter: unhealthy: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            metrics_core::health::healthcheck(
+                "exporter",
+                &server.host,
+                server.port,
+                "/health",
+                timeout,
+            )
         }
         Command::Serve => {
             init_subscriber(get_subscriber(

@@ -2,6 +2,7 @@
 //! (`local` by default), then `APP_…` environment variables (`APP_SERVER__PORT=9000`).
 
 use metrics_core::buckets;
+use metrics_core::settings::Layers;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -117,48 +118,16 @@ impl Settings {
     }
 }
 
-/// Where the settings run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Environment {
-    Local,
-    Production,
-}
-
-impl TryFrom<String> for Environment {
-    type Error = String;
-
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        match s.to_lowercase().as_str() {
-            "local" => Ok(Self::Local),
-            "production" => Ok(Self::Production),
-            other => Err(format!(
-                "APP_ENVIRONMENT={other:?} is neither `local` nor `production`"
-            )),
-        }
-    }
-}
-
 /// Reads the settings for `APP_ENVIRONMENT` (default `local`) with `APP_` overrides.
 pub fn get_configuration() -> Result<Settings, config::ConfigError> {
-    let environment: Environment = std::env::var("APP_ENVIRONMENT")
-        .unwrap_or_else(|_| "local".into())
-        .try_into()
-        .map_err(config::ConfigError::Message)?;
-    let overlay = match environment {
-        Environment::Local => LOCAL,
-        Environment::Production => PRODUCTION,
-    };
-    config::Config::builder()
-        .add_source(config::File::from_str(BASE, config::FileFormat::Yaml))
-        .add_source(config::File::from_str(overlay, config::FileFormat::Yaml))
-        .add_source(
-            config::Environment::with_prefix("APP")
-                .prefix_separator("_")
-                .separator("__")
-                .try_parsing(true),
-        )
-        .build()?
-        .try_deserialize()
+    metrics_core::settings::load(
+        &Layers {
+            base: BASE,
+            local: LOCAL,
+            production: PRODUCTION,
+        },
+        &[],
+    )
 }
 
 #[cfg(test)]
@@ -179,14 +148,5 @@ mod tests {
         assert_eq!(s.quality.drift_window_rows, 1000);
         assert_eq!(s.metrics.confidence, buckets::CONFIDENCE);
         assert!(s.server.worker_count() >= 1);
-    }
-
-    #[test]
-    fn unknown_environment_is_rejected() {
-        assert!(Environment::try_from("staging".to_string()).is_err());
-        assert_eq!(
-            Environment::try_from("Production".to_string()),
-            Ok(Environment::Production)
-        );
     }
 }

@@ -34,29 +34,21 @@ fn main() -> ExitCode {
         }
     };
     if let Some(Command::Healthcheck { path }) = cli.command {
-        let host = match settings.server.host.as_str() {
-            "0.0.0.0" | "::" => "127.0.0.1",
-            h => h,
-        };
-        return match metrics_core::health::probe(
-            host,
-            settings.server.port,
+        let server = &settings.server;
+        let timeout = Duration::from_secs(3);
+        return metrics_core::health::healthcheck(
+            "inference-api",
+            &server.host,
+            server.port,
             &path,
-            Duration::from_secs(3),
-        ) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("unhealthy: {e}");
-                ExitCode::FAILURE
-            }
-        };
+            timeout,
+        );
     }
 
-    let subscriber = metrics_core::telemetry::get_subscriber(
-        "inference-api",
-        &settings.log.level,
-        std::io::stdout,
-    );
+    // Keep the guard until exit: dropping it flushes the last lines.
+    let (log_writer, _log_guard) = metrics_core::telemetry::stdout_writer();
+    let subscriber =
+        metrics_core::telemetry::get_subscriber("inference-api", &settings.log.level, log_writer);
     metrics_core::telemetry::init_subscriber(subscriber);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -2,6 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::process::ExitCode;
 use std::time::Duration;
 
 /// GETs `http://{host}:{port}{path}` and succeeds on a 2xx status.
@@ -33,5 +34,54 @@ pub fn probe(host: &str, port: u16, path: &str, timeout: Duration) -> Result<(),
             "{addr}{path} answered {:?}",
             line.lines().next().unwrap_or("")
         ))
+    }
+}
+
+/// The address a local probe should connect to for a server listening on `host`: the host
+/// itself, or loopback when the server listens on every interface.
+pub fn probe_host(host: &str) -> &str {
+    match host {
+        "0.0.0.0" | "" => "127.0.0.1",
+        "::" | "[::]" => "::1",
+        host => host,
+    }
+}
+
+/// `<binary> healthcheck`: probes `path` of the server configured to listen on `host:port` and
+/// returns the process exit code, with one line on stderr when unhealthy.
+pub fn healthcheck(
+    service: &str,
+    host: &str,
+    port: u16,
+    path: &str,
+    timeout: Duration,
+) -> ExitCode {
+    match probe(probe_host(host), port, path, timeout) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{service}: unhealthy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probe_never_dials_the_wildcard_address() {
+        assert_eq!(probe_host("0.0.0.0"), "127.0.0.1");
+        assert_eq!(probe_host("::"), "::1");
+        assert_eq!(probe_host("10.1.2.3"), "10.1.2.3");
+    }
+
+    #[test]
+    fn a_closed_port_is_unhealthy() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        assert!(probe("127.0.0.1", port, "/health", Duration::from_millis(500)).is_err());
     }
 }

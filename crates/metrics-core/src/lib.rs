@@ -6,8 +6,9 @@
 //! - [`exposition`]: rendering a registry as OpenMetrics text and serving `GET /metrics`.
 //! - [`process`]: `process_*` metrics read from `/proc/self`.
 //! - [`build_info`]: the `<prefix>_build_info` metric.
+//! - [`settings`]: layered configuration (embedded YAML, environment overlay, `APP_` variables).
 //! - [`telemetry`]: bunyan JSON logging setup.
-//! - [`health`]: a tiny HTTP probe for `<binary> healthcheck` in slim containers.
+//! - [`health`]: `<binary> healthcheck` for slim containers (a tiny HTTP probe).
 
 pub mod buckets;
 pub mod build_info;
@@ -16,6 +17,7 @@ pub mod health;
 pub mod http;
 pub mod labels;
 pub mod process;
+pub mod settings;
 pub mod telemetry;
 
 pub use prometheus_client;
