@@ -263,27 +263,36 @@ async fn send_and_collect(
     let mut ticker = tokio::time::interval(progress::REFRESH);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut agg = Aggregate::new();
-    let mut summary = None;
-    let mut drain_until: Option<Instant> = None;
-    let far = Instant::now() + Duration::from_secs(365 * 86_400);
+    let mut summary: Option<report::SendSummary> = None;
+    // Created once: the drain deadline is set when sending ends; a signal during the drain
+    // (after a run that ended on its own) ends it at once.
+    let drain = tokio::time::sleep(Duration::from_secs(365 * 86_400));
+    let interrupted = cancel.cancelled();
+    tokio::pin!(drain, interrupted);
     loop {
         tokio::select! {
             s = &mut sending, if summary.is_none() => {
-                let drain = match s.stopped_by {
+                let limit = match s.stopped_by {
                     StopReason::Signal => SIGNAL_DRAIN.min(timeout + Duration::from_secs(1)),
                     _ => timeout + Duration::from_secs(1),
                 };
-                drain_until = Some(Instant::now() + drain);
+                drain.as_mut().reset(Instant::now() + limit);
                 summary = Some(s);
             }
             c = rx.recv() => match c {
-                Some(c) => agg.record(c),
+                Some(c) => {
+                    agg.record(c);
+                    // Take whatever else has arrived without another round of select.
+                    while let Ok(c) = rx.try_recv() {
+                        agg.record(c);
+                    }
+                }
                 // Every sender is gone: sending is over and every request has finished.
                 None => break,
             },
             _ = ticker.tick(), if show_progress => progress.update(&agg),
-            () = tokio::time::sleep_until(drain_until.unwrap_or(far)), if drain_until.is_some() => break,
-            () = cancel.cancelled(), if summary.as_ref().is_some_and(|s: &report::SendSummary| s.stopped_by != StopReason::Signal) => break,
+            () = &mut drain, if summary.is_some() => break,
+            () = &mut interrupted, if summary.as_ref().is_some_and(|s| s.stopped_by != StopReason::Signal) => break,
         }
     }
     while let Ok(c) = rx.try_recv() {
