@@ -98,11 +98,17 @@ impl Executor {
                     break 'send (StopReason::Duration, Some(d));
                 }
                 let intended = start + ticket.offset;
+                let now = Instant::now();
+                // Behind schedule with free slots, the loop below never waits; the wall clock
+                // still ends the run.
+                if deadline.is_some_and(|dl| now >= dl) {
+                    break 'send (StopReason::Duration, limits.duration);
+                }
                 // tokio's timer fires on the first millisecond tick at or after its deadline, so
                 // aim one tick early: sends leave within [intended - 1 ms, intended] instead of
                 // [intended, intended + 1 ms], and the timer's own lag stays out of the
                 // corrected latency. The schedule, and so the rate, is unchanged.
-                if Instant::now() + TIMER_TICK < intended {
+                if now + TIMER_TICK < intended {
                     tokio::select! {
                         biased;
                         reason = &mut stop => break 'send stopped(reason),

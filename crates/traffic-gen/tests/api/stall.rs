@@ -36,8 +36,9 @@ async fn a_500_ms_stall_is_corrected_latency_and_late_sends_not_a_lower_rate() {
     // the server answered them at once.
     assert!(r.latency.p90_ms > 100.0, "{:?}", r.latency);
     assert!(r.service_time.p90_ms < 50.0, "{:?}", r.service_time);
-    // Nothing was skipped: the schedule caught up.
-    assert_eq!(r.sent, 600);
+    // Nothing was skipped: the schedule caught up (the wall clock may cut off a last send or
+    // two on a busy machine).
+    assert!((594..=600).contains(&r.sent), "{}", r.sent);
     assert!(
         (r.achieved_rate - 200.0).abs() <= 4.0,
         "{}",
