@@ -146,3 +146,44 @@ async fn request_kinds_follow_the_weights_and_a_seed_repeats_the_sequence() {
     }
     assert_totals_add_up(&first);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_impossible_rate_is_bounded_by_the_duration_and_shows_as_late_sends() {
+    let _turn = EXCLUSIVE.lock().await;
+    let stub = spawn_stub(StubOptions::default()).await;
+    let started = std::time::Instant::now();
+
+    let r = run_report(&[
+        "--target",
+        &stub.address,
+        "-s",
+        "steady",
+        "-r",
+        "10000000",
+        "-d",
+        "1s",
+        "-c",
+        "4",
+    ])
+    .await;
+
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert_eq!(r.stopped_by, traffic_gen::report::StopReason::Duration);
+    assert!(
+        (r.duration_seconds - 1.0).abs() < 0.1,
+        "{}",
+        r.duration_seconds
+    );
+    assert_within(r.target_rate, 10_000_000.0, 0.001, "target rate");
+    assert!(r.achieved_rate < 1_000_000.0, "{}", r.achieved_rate);
+    // Four slots for a firehose: most sends waited for one (the rest found a slot freed while
+    // the previous send was being prepared).
+    assert!(
+        r.late_sends * 2 >= r.sent,
+        "{} late of {}",
+        r.late_sends,
+        r.sent
+    );
+    assert_eq!(r.errors, 0);
+    assert_totals_add_up(&r);
+}
