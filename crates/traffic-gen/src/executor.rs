@@ -2,8 +2,8 @@
 //!
 //! One producer sleeps until each ticket's absolute due time, takes one of `max_in_flight`
 //! permits and spawns a task for the request, so slow responses never slow the schedule down.
-//! When every permit is taken, the send waits for one and is counted as late; it is never
-//! skipped. Each task measures latency from the *intended* send time (coordinated-omission
+//! When every permit is taken, the send waits for one and is counted as late, and so is every
+//! send that this wait pushed past its due time (by more than a timer tick); none is skipped. Each task measures latency from the *intended* send time (coordinated-omission
 //! corrected) and from its actual start (service time) and hands a [`Completed`] to the
 //! aggregator over a channel.
 
@@ -69,6 +69,8 @@ impl Executor {
         let permits = Arc::new(Semaphore::new(self.max_in_flight));
         let mut sent_by_kind = [0u64; RequestKind::ALL.len()];
         let (mut sent, mut late) = (0u64, 0u64);
+        // Set while sends are behind schedule because of the in-flight ceiling.
+        let mut behind_ceiling = false;
         let mut max_lag = Duration::ZERO;
         let start = Instant::now();
         // Sending stops at the deadline even when it is behind schedule (the report then shows
@@ -116,7 +118,19 @@ impl Executor {
                     }
                 }
                 let permit = match permits.clone().try_acquire_owned() {
-                    Ok(p) => p,
+                    Ok(p) => {
+                        // A send overdue because an earlier one waited for a slot is late too;
+                        // the backlog is over once a send is on time again.
+                        if behind_ceiling {
+                            if now > intended + TIMER_TICK {
+                                late += 1;
+                                shared.metrics.late_send();
+                            } else {
+                                behind_ceiling = false;
+                            }
+                        }
+                        p
+                    }
                     Err(_) => {
                         let permit = tokio::select! {
                             biased;
@@ -128,6 +142,7 @@ impl Executor {
                         };
                         late += 1;
                         shared.metrics.late_send();
+                        behind_ceiling = true;
                         permit
                     }
                 };

@@ -154,7 +154,7 @@ impl TrafficMetrics {
         );
         registry.register(
             "late_sends",
-            "Requests that could not start on schedule because --max-in-flight were already in flight",
+            "Requests that started late because --max-in-flight requests were already in flight",
             m.late_sends.clone(),
         );
         registry.register(

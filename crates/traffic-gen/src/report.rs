@@ -231,7 +231,8 @@ pub struct Report {
     pub completed: u64,
     /// Sent but not answered when the run ended (only after Ctrl-C/SIGTERM or a stuck target).
     pub unfinished: u64,
-    /// Sends that could not start on schedule because `max_in_flight` requests were in flight.
+    /// Sends that started late because `max_in_flight` requests were in flight: they waited for
+    /// a free slot, or an earlier send's wait pushed them past their due time.
     pub late_sends: u64,
     /// The worst delay between a request's intended and actual send time.
     pub max_send_lag_ms: f64,

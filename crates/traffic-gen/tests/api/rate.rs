@@ -176,10 +176,10 @@ async fn an_impossible_rate_is_bounded_by_the_duration_and_shows_as_late_sends()
     );
     assert_within(r.target_rate, 10_000_000.0, 0.001, "target rate");
     assert!(r.achieved_rate < 1_000_000.0, "{}", r.achieved_rate);
-    // Four slots for a firehose: most sends waited for one (the rest found a slot freed while
-    // the previous send was being prepared).
+    // Four slots for a firehose: after the first millisecond, every send is behind schedule
+    // because of the ceiling, whether it waited for a slot itself or behind one that did.
     assert!(
-        r.late_sends * 2 >= r.sent,
+        r.late_sends * 100 >= r.sent * 99,
         "{} late of {}",
         r.late_sends,
         r.sent

@@ -31,7 +31,8 @@ async fn a_500_ms_stall_is_corrected_latency_and_late_sends_not_a_lower_rate() {
     .await;
 
     assert!(r.latency.max_ms >= 500.0, "{:?}", r.latency);
-    assert!(r.late_sends >= 40, "late sends: {}", r.late_sends);
+    // ~80 requests fall due while all 20 slots are held (1.1 s to 1.5 s in).
+    assert!(r.late_sends >= 60, "late sends: {} {r:#?}", r.late_sends);
     // Requests that waited for a free slot are slow from the client's point of view, though
     // the server answered them at once.
     assert!(r.latency.p90_ms > 100.0, "{:?}", r.latency);
