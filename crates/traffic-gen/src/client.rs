@@ -210,8 +210,22 @@ impl HttpClient {
         body: Bytes,
         timeout: Option<Duration>,
     ) -> Result<u16, ClientError> {
+        self.send_with_id(route, content_type, body, timeout, None)
+            .await
+    }
+
+    /// [`Self::send`] with an `X-Request-Id` header.
+    pub async fn send_with_id(
+        &self,
+        route: &Route,
+        content_type: Option<&'static str>,
+        body: Bytes,
+        timeout: Option<Duration>,
+        request_id: Option<&str>,
+    ) -> Result<u16, ClientError> {
         let limit = timeout.unwrap_or(self.inner.timeout);
-        match tokio::time::timeout(limit, self.exchange(route, content_type, body)).await {
+        let exchange = self.exchange(route, content_type, body, request_id);
+        match tokio::time::timeout(limit, exchange).await {
             Ok(result) => result,
             Err(_) => Err(ClientError::Timeout(limit)),
         }
@@ -222,6 +236,7 @@ impl HttpClient {
         route: &Route,
         content_type: Option<&'static str>,
         body: Bytes,
+        request_id: Option<&str>,
     ) -> Result<u16, ClientError> {
         let inline = body.len() <= INLINE_BODY;
         let (mut conn, reused) = match self.pop_idle() {
@@ -235,6 +250,11 @@ impl HttpClient {
         if let Some(ct) = content_type {
             head.extend_from_slice(b"Content-Type: ");
             head.extend_from_slice(ct.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        if let Some(id) = request_id {
+            head.extend_from_slice(b"X-Request-Id: ");
+            head.extend_from_slice(id.as_bytes());
             head.extend_from_slice(b"\r\n");
         }
         if !body.is_empty() || content_type.is_some() {

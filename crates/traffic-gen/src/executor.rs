@@ -7,9 +7,9 @@
 //! corrected) and from its actual start (service time) and hands a [`Completed`] to the
 //! aggregator over a channel.
 
-use crate::client::{HttpClient, Route};
+use crate::client::{ClientError, HttpClient, Route};
 use crate::metrics::TrafficMetrics;
-use crate::payload::{Payloads, Request};
+use crate::payload::{JSON, Payloads, Request};
 use crate::plan::RequestKind;
 use crate::report::{Completed, SendSummary, StopReason};
 use crate::schedule::Schedule;
@@ -35,6 +35,8 @@ pub struct Executor {
     pub client: HttpClient,
     /// `POST /predict`.
     pub route: Route,
+    /// `POST /feedback`.
+    pub feedback_route: Route,
     pub payloads: Arc<Payloads>,
     pub max_in_flight: usize,
     pub metrics: TrafficMetrics,
@@ -44,6 +46,11 @@ pub struct Executor {
 struct Shared {
     client: HttpClient,
     route: Route,
+    feedback_route: Route,
+    payloads: Arc<Payloads>,
+    /// Prefix of the request ids of labelled predictions: unique per run.
+    run_id: String,
+    labelled: AtomicU64,
     metrics: TrafficMetrics,
     results: mpsc::UnboundedSender<Completed>,
 }
@@ -60,9 +67,17 @@ impl Executor {
         cancel: CancellationToken,
     ) -> SendSummary {
         let plan = schedule.plan().clone();
+        let run_id = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id());
         let shared = Arc::new(Shared {
             client: self.client.clone(),
             route: self.route.clone(),
+            feedback_route: self.feedback_route.clone(),
+            payloads: self.payloads.clone(),
+            run_id: format!("tg-{run_id:x}"),
+            labelled: AtomicU64::new(0),
             metrics: self.metrics.clone(),
             results,
         });
@@ -189,16 +204,23 @@ async fn send_one(
     let started = Instant::now();
     shared.metrics.sent();
     let kind = request.kind;
-    let result = shared
-        .client
-        .send(
-            &shared.route,
-            Some(request.content_type),
-            request.body,
-            None,
-        )
-        .await
-        .map_err(|e| (e.failure(), e.to_string()));
+    let result = match kind {
+        RequestKind::Feedback | RequestKind::WrongFeedback => {
+            predict_then_label(&shared, request).await
+        }
+        _ => {
+            shared
+                .client
+                .send(
+                    &shared.route,
+                    Some(request.content_type),
+                    request.body,
+                    None,
+                )
+                .await
+        }
+    }
+    .map_err(|e| (e.failure(), e.to_string()));
     let done = Instant::now();
     let completed = Completed {
         kind,
@@ -218,4 +240,33 @@ async fn send_one(
     // The aggregator only goes away when the run is over; then nobody needs this result.
     let _ = shared.results.send(completed);
     drop(permit);
+}
+
+/// A labelled prediction: predicts a sample row under its own request id and, when that
+/// succeeds, sends the row's true class (or, for `wrong_feedback`, another one) to
+/// `POST /feedback`. The status is the label's, or the prediction's when it failed.
+async fn predict_then_label(shared: &Shared, request: Request) -> Result<u16, ClientError> {
+    let n = shared.labelled.fetch_add(1, Ordering::Relaxed);
+    let id = format!("{}-{n}", shared.run_id);
+    let status = shared
+        .client
+        .send_with_id(
+            &shared.route,
+            Some(request.content_type),
+            request.body,
+            None,
+            Some(&id),
+        )
+        .await?;
+    if !(200..300).contains(&status) {
+        return Ok(status);
+    }
+    let wrong = request.kind == RequestKind::WrongFeedback;
+    let body = shared
+        .payloads
+        .feedback(&id, request.row.unwrap_or(0), wrong);
+    shared
+        .client
+        .send(&shared.feedback_route, Some(JSON), body, None)
+        .await
 }

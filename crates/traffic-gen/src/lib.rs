@@ -155,9 +155,13 @@ impl Runner {
         let route = client
             .route("POST", "predict")
             .map_err(anyhow::Error::msg)?;
+        let feedback_route = client
+            .route("POST", "feedback")
+            .map_err(anyhow::Error::msg)?;
         let executor = Executor {
             client,
             route,
+            feedback_route,
             payloads: Arc::new(payloads),
             max_in_flight: args.max_in_flight,
             metrics: traffic_metrics,

@@ -35,6 +35,8 @@ pub struct Payloads {
     non_numeric: Vec<Bytes>,
     malformed: Vec<Bytes>,
     oversized: Bytes,
+    /// The true class of each sample, and a different class to label it wrongly with.
+    labels: Vec<(String, String)>,
 }
 
 impl Payloads {
@@ -96,6 +98,22 @@ impl Payloads {
             .collect();
         let malformed = object_rows.iter().map(|b| b.slice(..b.len() / 2)).collect();
         let oversized = oversized_body(&row_arrays, oversized_bytes);
+        // The classes in order of first appearance; a wrong label is the next one round.
+        let mut classes: Vec<&str> = Vec::new();
+        for s in &bundle.samples {
+            if !classes.contains(&s.label.as_str()) {
+                classes.push(&s.label);
+            }
+        }
+        let labels = bundle
+            .samples
+            .iter()
+            .map(|s| {
+                let at = classes.iter().position(|c| *c == s.label).unwrap_or(0);
+                let other = classes[(at + 1) % classes.len()];
+                (s.label.clone(), other.to_owned())
+            })
+            .collect();
         Self {
             object_rows,
             array_rows,
@@ -105,6 +123,7 @@ impl Payloads {
             non_numeric,
             malformed,
             oversized,
+            labels,
         }
     }
 
@@ -124,6 +143,9 @@ impl Payloads {
             RequestKind::NonNumeric => (JSON, self.non_numeric[row].clone(), None),
             RequestKind::WrongContentType => (TEXT, self.object_rows[row].clone(), None),
             RequestKind::Oversized => (JSON, self.oversized.clone(), None),
+            RequestKind::Feedback | RequestKind::WrongFeedback => {
+                (JSON, self.object_rows[row].clone(), Some(row))
+            }
         };
         Request {
             kind,
@@ -131,6 +153,18 @@ impl Payloads {
             body,
             row,
         }
+    }
+
+    /// The `POST /feedback` body labelling `row` of the prediction `request_id`: its true class,
+    /// or a different one when `wrong`.
+    pub fn feedback(&self, request_id: &str, row: usize, wrong: bool) -> Bytes {
+        let (truth, other) = &self.labels[row];
+        let label = if wrong { other } else { truth };
+        Bytes::from(format!(
+            "{{\"request_id\":{},\"label\":{}}}",
+            quoted(request_id),
+            quoted(label)
+        ))
     }
 
     fn batch(&self, choice: u64, size: usize) -> Bytes {
@@ -259,6 +293,26 @@ mod tests {
         let big = p.build(RequestKind::Oversized, 0, 1);
         assert!(big.body.len() >= 5000);
         assert!(json(&big).is_ok());
+    }
+
+    #[test]
+    fn feedback_labels_are_the_true_class_or_another_one() {
+        let p = Payloads::new(&bundle(), &Drift::default(), 1000);
+        let req = p.build(RequestKind::Feedback, 1, 1);
+        assert_eq!(
+            (req.row, json(&req).expect("json")["features"]["a"].clone()),
+            (Some(1), 4.0.into())
+        );
+        let right: Value = serde_json::from_slice(&p.feedback("id-1", 1, false)).expect("json");
+        assert_eq!(
+            right,
+            serde_json::json!({"request_id": "id-1", "label": "y"})
+        );
+        let wrong: Value = serde_json::from_slice(&p.feedback("id-\"2", 1, true)).expect("json");
+        assert_eq!(
+            wrong,
+            serde_json::json!({"request_id": "id-\"2", "label": "x"})
+        );
     }
 
     #[test]

@@ -44,10 +44,15 @@ pub enum RequestKind {
     WrongContentType,
     /// A body larger than the API's body limit.
     Oversized,
+    /// One valid row predicted with a request id, then labelled with its true class through
+    /// `POST /feedback` (two HTTP requests; the outcome is the label's).
+    Feedback,
+    /// Like `feedback`, but labelled with a wrong class on purpose (live accuracy falls).
+    WrongFeedback,
 }
 
 impl RequestKind {
-    pub const ALL: [RequestKind; 8] = [
+    pub const ALL: [RequestKind; 10] = [
         RequestKind::Single,
         RequestKind::Batch,
         RequestKind::Drift,
@@ -56,6 +61,8 @@ impl RequestKind {
         RequestKind::NonNumeric,
         RequestKind::WrongContentType,
         RequestKind::Oversized,
+        RequestKind::Feedback,
+        RequestKind::WrongFeedback,
     ];
 
     /// The bad kinds, in the order the `errors` scenario mixes them.
@@ -77,6 +84,8 @@ impl RequestKind {
             RequestKind::NonNumeric => "non_numeric",
             RequestKind::WrongContentType => "wrong_content_type",
             RequestKind::Oversized => "oversized",
+            RequestKind::Feedback => "feedback",
+            RequestKind::WrongFeedback => "wrong_feedback",
         }
     }
 
@@ -84,14 +93,22 @@ impl RequestKind {
     pub fn is_valid(self) -> bool {
         matches!(
             self,
-            RequestKind::Single | RequestKind::Batch | RequestKind::Drift
+            RequestKind::Single
+                | RequestKind::Batch
+                | RequestKind::Drift
+                | RequestKind::Feedback
+                | RequestKind::WrongFeedback
         )
     }
 
     /// The status the inference API promises for this kind (absent overload or outage).
     pub fn expected_status(self) -> u16 {
         match self {
-            RequestKind::Single | RequestKind::Batch | RequestKind::Drift => 200,
+            RequestKind::Single
+            | RequestKind::Batch
+            | RequestKind::Drift
+            | RequestKind::Feedback
+            | RequestKind::WrongFeedback => 200,
             RequestKind::MalformedJson => 400,
             RequestKind::WrongFeatureCount | RequestKind::NonNumeric => 422,
             RequestKind::WrongContentType => 415,

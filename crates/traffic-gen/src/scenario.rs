@@ -16,10 +16,11 @@ pub enum Builtin {
     Errors,
     Drift,
     Mixed,
+    Mislabel,
 }
 
 impl Builtin {
-    pub const ALL: [Builtin; 7] = [
+    pub const ALL: [Builtin; 8] = [
         Builtin::Steady,
         Builtin::Batch,
         Builtin::Ramp,
@@ -27,6 +28,7 @@ impl Builtin {
         Builtin::Errors,
         Builtin::Drift,
         Builtin::Mixed,
+        Builtin::Mislabel,
     ];
 
     pub fn name(self) -> &'static str {
@@ -38,6 +40,7 @@ impl Builtin {
             Builtin::Errors => "errors",
             Builtin::Drift => "drift",
             Builtin::Mixed => "mixed",
+            Builtin::Mislabel => "mislabel",
         }
     }
 
@@ -59,7 +62,10 @@ impl Builtin {
                 "valid single rows shifted by --drift-shift training std and scaled by --drift-scale"
             }
             Builtin::Mixed => {
-                "demo default: mostly valid rows, small batches, 2% drifted, 2% bad; rate waves between --rate and 2x"
+                "demo default: mostly valid rows, small batches, 2% drifted, 2% bad, 20% labelled with their true class via /feedback; rate waves between --rate and 2x"
+            }
+            Builtin::Mislabel => {
+                "valid single rows, each labelled via /feedback, 40% with a wrong class on purpose: live accuracy falls to about 60%"
             }
         }
     }
@@ -108,6 +114,10 @@ pub const MIXED_BAD_SHARE: f64 = 0.02;
 pub const MIXED_DRIFT_SHARE: f64 = 0.02;
 /// Share of batches in `mixed`.
 pub const MIXED_BATCH_SHARE: f64 = 0.10;
+/// Share of `mixed` predictions labelled with their true class, so live accuracy has data.
+pub const MIXED_FEEDBACK_SHARE: f64 = 0.20;
+/// Share of `mislabel` labels that are wrong on purpose.
+pub const MISLABEL_WRONG_SHARE: f64 = 0.40;
 
 /// A built-in scenario as a plan.
 pub fn builtin(which: Builtin, p: &Params) -> Plan {
@@ -180,11 +190,16 @@ pub fn builtin(which: Builtin, p: &Params) -> Plan {
             true,
         ),
         Builtin::Mixed => {
-            let valid = 1.0 - MIXED_BAD_SHARE - MIXED_DRIFT_SHARE - MIXED_BATCH_SHARE;
+            let valid = 1.0
+                - MIXED_BAD_SHARE
+                - MIXED_DRIFT_SHARE
+                - MIXED_BATCH_SHARE
+                - MIXED_FEEDBACK_SHARE;
             let mut w = BTreeMap::from([
                 (RequestKind::Single, valid),
                 (RequestKind::Batch, MIXED_BATCH_SHARE),
                 (RequestKind::Drift, MIXED_DRIFT_SHARE),
+                (RequestKind::Feedback, MIXED_FEEDBACK_SHARE),
             ]);
             for kind in RequestKind::BAD {
                 w.insert(kind, MIXED_BAD_SHARE / RequestKind::BAD.len() as f64);
@@ -218,6 +233,21 @@ pub fn builtin(which: Builtin, p: &Params) -> Plan {
                 ph.batch_size = MIXED_BATCH_SIZE.min(p.batch_size);
             }
             (phases, true)
+        }
+        Builtin::Mislabel => {
+            let w = BTreeMap::from([
+                (RequestKind::Feedback, 1.0 - MISLABEL_WRONG_SHARE),
+                (RequestKind::WrongFeedback, MISLABEL_WRONG_SHARE),
+            ]);
+            (
+                vec![phase(
+                    "mislabel",
+                    minute,
+                    Rate::Constant(p.rate),
+                    Weights(w),
+                )],
+                true,
+            )
         }
     };
     Plan {
@@ -332,11 +362,15 @@ mod tests {
                 .sum();
             assert!(bad <= 0.02 + 1e-12, "{bad}");
             assert!(phase.batch_size <= MIXED_BATCH_SIZE);
+            // A little of everything but deliberate mislabels: the demo's live accuracy
+            // should match the validation accuracy.
             assert!(
                 RequestKind::ALL
                     .iter()
+                    .filter(|k| **k != RequestKind::WrongFeedback)
                     .all(|k| phase.weights.share(*k) > 0.0)
             );
+            assert_eq!(phase.weights.share(RequestKind::WrongFeedback), 0.0);
         }
     }
 

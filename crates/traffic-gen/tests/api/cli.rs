@@ -44,7 +44,7 @@ fn scenarios_lists_every_builtin_on_one_line() {
     assert_eq!(
         names,
         [
-            "steady", "batch", "ramp", "spike", "errors", "drift", "mixed"
+            "steady", "batch", "ramp", "spike", "errors", "drift", "mixed", "mislabel"
         ]
     );
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod errors;
+mod feedback;
 mod helpers;
 mod metrics;
 mod rate;

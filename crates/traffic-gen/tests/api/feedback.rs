@@ -1,0 +1,86 @@
+//! Against the real API: labelled predictions reach `/feedback`, and live accuracy follows the
+//! share of wrong labels sent.
+
+use crate::helpers::{EXCLUSIVE, assert_totals_add_up, run_report, spawn_real_api};
+use std::collections::BTreeMap;
+use traffic_gen::plan::RequestKind;
+
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("{series} not in the scrape"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mislabel_sends_true_and_wrong_labels_that_the_api_counts() {
+    let _turn = EXCLUSIVE.lock().await;
+    let api = spawn_real_api().await;
+    let r = run_report(&[
+        "--target",
+        &api.address,
+        "-s",
+        "mislabel",
+        "-r",
+        "200",
+        "-n",
+        "400",
+        "--seed",
+        "5",
+        "-c",
+        "16",
+    ])
+    .await;
+    assert_totals_add_up(&r);
+    let kinds: BTreeMap<RequestKind, u64> = r.kinds.iter().map(|k| (k.kind, k.completed)).collect();
+    assert_eq!(
+        kinds.keys().copied().collect::<Vec<_>>(),
+        [RequestKind::Feedback, RequestKind::WrongFeedback]
+    );
+    for k in &r.kinds {
+        assert_eq!(
+            k.status_codes,
+            BTreeMap::from([(200, k.completed)]),
+            "{}",
+            k.kind
+        );
+    }
+
+    let text = reqwest::get(format!("{}/metrics", api.address))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    let correct = sample(
+        &text,
+        r#"inference_feedback_total{model="breast-cancer",outcome="correct"} "#,
+    );
+    let incorrect = sample(
+        &text,
+        r#"inference_feedback_total{model="breast-cancer",outcome="incorrect"} "#,
+    );
+    assert_eq!(
+        correct + incorrect,
+        400.0,
+        "every labelled prediction reached /feedback once"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"inference_feedback_unmatched_total{model="breast-cancer"} "#
+        ),
+        0.0
+    );
+    // The model is right on 109 of the 114 held-out rows: a true label is mostly "correct" and a
+    // wrong one mostly "incorrect", so live accuracy is near the share of true labels.
+    let true_share = kinds[&RequestKind::Feedback] as f64 / 400.0;
+    let accuracy = correct / 400.0;
+    assert!(
+        (accuracy - true_share).abs() < 0.06,
+        "live accuracy {accuracy} vs true-label share {true_share}"
+    );
+    assert!(
+        accuracy < 0.95614 - 0.10,
+        "{accuracy}: mislabel should take live accuracy under the alert threshold"
+    );
+}
