@@ -8,8 +8,8 @@ Which expressions must return at least one series (the precise rule):
   variables substituted the way scripts/monitoring/check.py does (`$__rate_interval` -> 1m,
   `$__interval` -> 15s, `$instance` -> the variable's allValue or `.*`);
 - Grafana alert rules: their Prometheus query (refId A...);
-- live-accuracy series need feedback labels: the traffic generator sends none, so while `mixed`
-  runs the test posts the true class of a few samples.csv rows to /feedback (FeedbackSender);
+- live-accuracy series need feedback labels: `mixed` labels a share of its predictions with
+  their true class through /feedback, so those series have data from the generator itself;
 - Prometheus alert rules: they must parse, but they fire only when something is wrong, so the
   part that must have data is the alert's `series_query` (the `<query>` of `<query> <op> <number>`,
   extracted by check.py); for alerts of another shape (`up == 0 or absent(up)`, `vector(1)`)
@@ -61,14 +61,10 @@ def must_have_data(e: dict) -> list[str]:
 
 @pytest.fixture(scope="module")
 def mixed(stack):
-    """`mixed` demo traffic, plus feedback labels for live accuracy (sent by the test)."""
+    """`mixed` demo traffic (it also labels some predictions through /feedback)."""
     p = stack.traffic("mixed", MIXED_RATE, MIXED_DURATION, seed=1)
-    feedback = harness.FeedbackSender(stack.ports.api).start()
     yield p
-    feedback.stop()
     p.stop()
-    assert not feedback.errors, f"feedback sender failed: {feedback.errors[:5]}"
-    assert feedback.sent and set(feedback.sent) == {200}, f"/feedback answered {sorted(set(feedback.sent))}"
 
 
 def test_every_scrape_target_is_up(stack, mixed):
