@@ -37,7 +37,7 @@ use progress::Progress;
 use prometheus_client::registry::Registry;
 use report::{Aggregate, Report, RunInfo, StopReason};
 use schedule::Schedule;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -100,12 +100,9 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> anyhow::Result<Exit> {
 }
 
 fn healthcheck(h: &HealthArgs) -> anyhow::Result<()> {
-    let ip = match h.addr.ip() {
-        ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        ip => ip,
-    };
+    let host = h.addr.ip().to_string();
     metrics_core::health::probe(
-        &ip.to_string(),
+        metrics_core::health::probe_host(&host),
         h.addr.port(),
         "/health",
         Duration::from_secs(2),
