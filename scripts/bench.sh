@@ -58,11 +58,17 @@ run_wrk() {
   python3 - "$work/$label.txt" "$label" "$rows" <<'PY'
 import re, sys
 text, label, rows = open(sys.argv[1]).read(), sys.argv[2], int(sys.argv[3])
+UNIT_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
 def dur(s):
-    m = re.match(r"([\d.]+)(us|ms|s)", s); v = float(m.group(1))
-    return v / 1000 if m.group(2) == "us" else v if m.group(2) == "ms" else v * 1000
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-p50 = dur(re.search(r"50%\s+(\S+)", text).group(1)); p99 = dur(re.search(r"99%\s+(\S+)", text).group(1))
+    m = re.fullmatch(r"([\d.]+)(ns|us|ms|s|m)", s)
+    return float(m.group(1)) * UNIT_MS[m.group(2)]
+try:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    # Percentile lines of --latency ("     99%    4.12ms"), not "92.99%" in the stdev column.
+    pct = lambda p: dur(re.search(rf"^\s+{p}%\s+(\S+)$", text, re.M).group(1))
+    p50, p99 = pct(50), pct(99)
+except (AttributeError, KeyError):
+    sys.exit(f"cannot read wrk output of {label}:\n{text}")
 non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 errs = re.search(r"Socket errors: .*", text)
 print(f"{label:<28} {rps:>10.0f} req/s {rps*rows:>10.0f} rows/s   p50 {p50:7.3f} ms   p99 {p99:7.3f} ms"
