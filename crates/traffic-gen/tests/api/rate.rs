@@ -17,62 +17,36 @@ fn assert_within(actual: f64, target: f64, tolerance: f64, what: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn holds_1000_requests_per_second_for_5_seconds_against_a_stub() {
-    let _turn = EXCLUSIVE.lock().await;
-    let stub = spawn_stub(StubOptions::default()).await;
-
+/// Runs `steady` at 1,000 req/s for 5 s against `address` and checks the rate was held and every
+/// request answered 200.
+async fn holds_1000_per_second(address: &str, seed: &str) -> traffic_gen::report::Report {
     let r = run_report(&[
-        "--target",
-        &stub.address,
-        "-s",
-        "steady",
-        "-r",
-        "1000",
-        "-d",
-        "5s",
-        "-c",
-        "64",
-        "--seed",
-        "1",
+        "--target", address, "-s", "steady", "-r", "1000", "-d", "5s", "-c", "64", "--seed", seed,
     ])
     .await;
-
     assert_within(r.target_rate, 1000.0, 0.001, "target rate");
     assert_within(r.achieved_rate, 1000.0, 0.02, "achieved rate");
     assert_within(r.sent as f64, 5000.0, 0.02, "requests sent");
     assert_eq!((r.errors, r.unfinished), (0, 0), "{r:?}");
     assert_eq!(statuses_of(&r, "single"), BTreeMap::from([(200, r.sent)]));
+    assert_totals_add_up(&r);
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_1000_requests_per_second_for_5_seconds_against_a_stub() {
+    let _turn = EXCLUSIVE.lock().await;
+    let stub = spawn_stub(StubOptions::default()).await;
+    let r = holds_1000_per_second(&stub.address, "1").await;
     // The server saw every request the report counts.
     assert_eq!(stub.predictions.load(Ordering::Relaxed), r.sent);
-    assert_totals_add_up(&r);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn holds_1000_requests_per_second_for_5_seconds_against_the_real_api() {
     let _turn = EXCLUSIVE.lock().await;
     let api = spawn_real_api().await;
-
-    let r = run_report(&[
-        "--target",
-        &api.address,
-        "-s",
-        "steady",
-        "-r",
-        "1000",
-        "-d",
-        "5s",
-        "-c",
-        "64",
-        "--seed",
-        "2",
-    ])
-    .await;
-
-    assert_within(r.achieved_rate, 1000.0, 0.02, "achieved rate");
-    assert_within(r.sent as f64, 5000.0, 0.02, "requests sent");
-    assert_eq!(statuses_of(&r, "single"), BTreeMap::from([(200, r.sent)]));
-    assert_totals_add_up(&r);
+    holds_1000_per_second(&api.address, "2").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
