@@ -68,16 +68,17 @@ pub async fn predict(
         serving.handles.count_missing(&e.missing);
         ApiError::Validation(e)
     })?;
+    serving.handles.observe_preprocess(started.elapsed());
+    // Data quality and drift bookkeeping, timed in neither histogram.
     serving.observe_inputs(worker.0, &matrix);
-    let preprocessed = Instant::now();
-    serving.handles.observe_preprocess(preprocessed - started);
 
+    let run_started = Instant::now();
     let out = model
         .run(worker.0, &matrix.values, matrix.rows)
         .map_err(ApiError::Model)?;
     serving
         .handles
-        .observe_run(preprocessed.elapsed(), matrix.rows);
+        .observe_run(run_started.elapsed(), matrix.rows);
 
     let classes = &model.manifest.classes;
     let n = classes.len();
