@@ -112,12 +112,6 @@ impl Default for MetricsSettings {
     }
 }
 
-impl Settings {
-    pub fn shutdown_timeout(&self) -> Duration {
-        Duration::from_secs(self.server.shutdown_timeout_seconds)
-    }
-}
-
 /// Reads the settings for `APP_ENVIRONMENT` (default `local`) with `APP_` overrides.
 pub fn get_configuration() -> Result<Settings, config::ConfigError> {
     metrics_core::settings::load(

@@ -55,10 +55,6 @@ impl FeatureSchema {
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
-
-    pub fn names(&self) -> &[String] {
-        &self.names
-    }
 }
 
 /// The body of `POST /predict`.

@@ -79,10 +79,6 @@ impl DriftWindow {
         }
     }
 
-    pub fn bins(&self) -> &FeatureBins {
-        &self.bins
-    }
-
     /// Records the rows of a row-major matrix into `shard`'s ring.
     pub fn record(&self, shard: usize, values: &[f32], now: Instant) {
         let f = self.bins.features();
