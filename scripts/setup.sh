@@ -7,8 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+SUDO=()
+[ "$(id -u)" -eq 0 ] || SUDO=(sudo -E)
 packages=(prometheus prometheus-alertmanager wrk prometheus-node-exporter curl python3-venv)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -17,14 +17,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # dpkg's temporary folder can vanish mid-install on these machines; give it a private one.
   tmp=$(mktemp -d); export TMPDIR=$tmp
-  $SUDO apt-get update -q
-  $SUDO -E apt-get install -y -q --no-install-recommends "${missing[@]}"
+  "${SUDO[@]}" apt-get update -q
+  "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
   rm -rf "$tmp"; unset TMPDIR
 fi
 # The Debian packages may start daemons on hosts with systemd; the project runs its own copies.
 for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
-    $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
+    "${SUDO[@]}" systemctl disable --now "$svc" >/dev/null 2>&1 || true
   fi
 done
 
