@@ -4,6 +4,11 @@ use inference_api::startup::Application;
 use std::process::ExitCode;
 use std::time::Duration;
 
+// mimalloc: the request path allocates small short-lived buffers; glibc malloc/free was ~15% of
+// its instructions (callgrind), mimalloc about a third of that.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Serves the configured ONNX model over HTTP (configuration: configuration/*.yaml + APP_ env vars).
 #[derive(Parser)]
 #[command(version, about)]
