@@ -232,9 +232,9 @@ where
             }
             .unwrap_or_default();
             tracing::info!(
-                request_id = %id.0,
+                request_id = id.as_str(),
                 method = method.as_str(),
-                route = %route,
+                route = route.as_ref(),
                 status = status.as_u16(),
                 latency_seconds = elapsed,
                 model = fields.model.as_deref(),
