@@ -13,6 +13,7 @@ use bytes::Bytes;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::Interest;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -279,6 +280,14 @@ impl HttpClient {
         match result {
             Ok((status, keep_alive)) => {
                 if keep_alive {
+                    // The response is consumed and the server sends nothing unasked, yet tokio
+                    // still marks the socket readable (only a read that would block clears it),
+                    // so the next request's first read would be a wasted syscall answering
+                    // EAGAIN. A closure reporting WouldBlock makes tokio drop that stale
+                    // readiness without a syscall; a newer event (the server closing) is kept.
+                    let _ = conn.stream.try_io(Interest::READABLE, || {
+                        Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+                    });
                     self.push_idle(conn);
                 }
                 Ok(status)
@@ -632,7 +641,17 @@ mod tests {
             assert_eq!(status.expect("answered"), 200);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+        // Reused at once, the close may land before or after the client has dropped the socket's
+        // read readiness; either way the next request notices and goes to a new connection.
+        for _ in 0..20 {
+            let status = tokio::time::timeout(
+                Duration::from_secs(2),
+                client.send(&route, None, Bytes::new(), None),
+            )
+            .await;
+            assert_eq!(status.expect("no hang").expect("answered"), 200);
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 23);
     }
 
     #[tokio::test]
