@@ -16,6 +16,7 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::set_global_default;
 use tracing::{Event, Level, Subscriber};
+use tracing_log::NormalizeEvent;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
@@ -207,7 +208,10 @@ impl<W> BunyanLayer<W> {
         line.clear();
         fields.clear();
         message.clear();
-        let meta = event.metadata();
+        // Records from the `log` crate (actix, say) carry their real target, file and line in
+        // `log.*` fields; normalizing puts them where tracing's own events have them.
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
         event.record(&mut JsonFields {
             out: fields,
             message: Some(message),
@@ -371,6 +375,27 @@ mod tests {
         assert!(l.get("model").is_none(), "None fields are left out: {l}");
         assert_eq!(lines[1]["level"], 20);
         assert_eq!(lines[1]["msg"], "second");
+    }
+
+    #[test]
+    fn log_crate_records_keep_their_own_target_and_line() {
+        let lines = lines_of(|| {
+            let record = tracing_log::log::Record::builder()
+                .args(format_args!("from log"))
+                .level(tracing_log::log::Level::Warn)
+                .target("some_crate::module")
+                .file(Some("src/module.rs"))
+                .line(Some(42))
+                .build();
+            tracing_log::format_trace(&record).expect("forwarded");
+        });
+        let l = lines.last().cloned().unwrap_or_default();
+        assert_eq!(l["msg"], "from log");
+        assert_eq!(l["level"], 40);
+        assert_eq!(l["target"], "some_crate::module");
+        assert_eq!(l["file"], "src/module.rs");
+        assert_eq!(l["line"], 42);
+        assert!(l.get("log.target").is_none(), "{l}");
     }
 
     #[test]
