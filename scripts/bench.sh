@@ -53,7 +53,8 @@ with open(f"{out}/hello.lua", "w") as f:
     f.write('wrk.method = "POST"\n')
 PY
 
-wait_http() { for _ in $(seq 1 200); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "no answer from $1" >&2; return 1; }
+# wait_http URL [CURL_ARGS...]: until URL answers 2xx
+wait_http() { local url=$1; shift; for _ in $(seq 1 200); do curl -fs "$@" "$url" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "no answer from $url" >&2; return 1; }
 
 # run_wrk LABEL URL SCRIPT ROWS_PER_REQUEST -> prints one result line
 run_wrk() {
@@ -86,7 +87,7 @@ echo "# bench: wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds, server wor
 declare -A port_of
 port=$(free_port)
 $HELLO "127.0.0.1:$port" "$WORKERS" & pids+=($!)
-for _ in $(seq 1 200); do curl -s -o /dev/null -X POST "http://127.0.0.1:$port/" && break; sleep 0.05; done
+wait_http "http://127.0.0.1:$port/" -X POST
 port_of[hello]=$port
 
 # start_api NAME ENV... : starts the API with extra settings and waits until it is ready
