@@ -56,6 +56,8 @@ pub struct ModelSettings {
     pub onnxruntime_path: PathBuf,
     pub session_sharing: SessionSharing,
     pub intra_threads: usize,
+    /// Rows of concurrent requests on one worker that may share one model call (0 = never share).
+    pub coalesce_max_rows: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]

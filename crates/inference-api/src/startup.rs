@@ -3,7 +3,8 @@
 use crate::configuration::{ModelSettings, Settings};
 use crate::error::ApiError;
 use crate::metrics::{ErrorKind, InferenceMetrics};
-use crate::model::{load_bundle, loader};
+use crate::model::coalesce::Coalescer;
+use crate::model::{EngineError, load_bundle, loader};
 use crate::routes;
 use crate::state::{AppState, WorkerIndex};
 use actix_web::body::{EitherBody, MessageBody};
@@ -86,15 +87,27 @@ impl Application {
         let next_worker = Arc::new(AtomicUsize::new(0));
         let max_body = settings.limits.max_body_bytes;
         let app_state = state.clone();
+        let coalesce_rows = settings.model.coalesce_max_rows;
 
         let server = HttpServer::new(move || {
             let worker = WorkerIndex(next_worker.fetch_add(1, Ordering::Relaxed));
+            let serving = app_state.clone();
+            let coalescer = Coalescer::new(
+                coalesce_rows,
+                Box::new(move |values: &[f32], rows: usize| {
+                    serving
+                        .model()
+                        .ok_or_else(|| EngineError::Run("no model is loaded".into()))?
+                        .run(worker.0, values, rows)
+                }),
+            );
             App::new()
                 .wrap(from_fn(count_errors))
                 .wrap(ObserveHttp::new(app_state.metrics.http.clone()))
                 .app_data(app_state.clone())
                 .app_data(registry.clone())
                 .app_data(web::Data::new(worker))
+                .app_data(web::Data::new(coalescer))
                 .app_data(web::PayloadConfig::new(max_body))
                 .service(
                     web::resource("/predict")

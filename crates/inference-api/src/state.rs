@@ -2,8 +2,8 @@
 
 use crate::configuration::{FeedbackSettings, LimitSettings, QualitySettings};
 use crate::metrics::{InferenceMetrics, ModelHandles};
-use crate::model::LoadedModel;
 use crate::model::features::FeatureMatrix;
+use crate::model::{EngineError, LoadedModel, Output};
 use crate::quality::drift::{DriftWindow, FeatureBins};
 use crate::quality::feedback::FeedbackStore;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,6 +20,14 @@ pub struct ServingModel {
 }
 
 impl ServingModel {
+    /// One model call on `worker`'s engine, timed into the run-duration and batch-size histograms.
+    pub fn run(&self, worker: usize, values: &[f32], rows: usize) -> Result<Output, EngineError> {
+        let started = Instant::now();
+        let out = self.model.run(worker, values, rows)?;
+        self.handles.observe_run(started.elapsed(), rows);
+        Ok(out)
+    }
+
     /// Data quality and drift bookkeeping for rows about to be predicted on `worker`.
     pub fn observe_inputs(&self, worker: usize, matrix: &FeatureMatrix) {
         self.handles.count_missing(&matrix.imputed);

@@ -2,6 +2,7 @@
 //!
 //! Handlers see only [`Engine`] and plain data; `ort` appears in [`onnx`] alone.
 
+pub mod coalesce;
 pub mod features;
 pub mod loader;
 pub mod manifest;
@@ -16,7 +17,7 @@ pub struct Output {
     pub probabilities: Vec<f32>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("cannot start the model engine: {0}")]
     Start(String),

@@ -1,6 +1,7 @@
 //! `POST /predict`.
 
 use crate::error::ApiError;
+use crate::model::coalesce::Coalescer;
 use crate::model::features::{PredictRequest, Preprocessing};
 use crate::state::{AppState, WorkerIndex};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
@@ -46,6 +47,7 @@ pub async fn predict(
     body: Result<web::Bytes, actix_web::Error>,
     state: web::Data<AppState>,
     worker: web::Data<WorkerIndex>,
+    coalescer: web::Data<Coalescer>,
     id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     let serving = state.model().ok_or(ApiError::NotReady)?;
@@ -72,13 +74,10 @@ pub async fn predict(
     // Data quality and drift bookkeeping, timed in neither histogram.
     serving.observe_inputs(worker.0, &matrix);
 
-    let run_started = Instant::now();
-    let out = model
-        .run(worker.0, &matrix.values, matrix.rows)
+    let out = coalescer
+        .run(&matrix.values, matrix.rows)
+        .await
         .map_err(ApiError::Model)?;
-    serving
-        .handles
-        .observe_run(run_started.elapsed(), matrix.rows);
 
     let classes = &model.manifest.classes;
     let n = classes.len();

@@ -1,4 +1,4 @@
-use crate::helpers::{manifest, named_row, samples, spawn_app};
+use crate::helpers::{manifest, named_row, sample, samples, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -86,4 +86,58 @@ async fn an_incoming_request_id_is_honoured() {
     assert_eq!(res.headers()["x-request-id"], "trace-abc-123");
     let body: Value = res.json().await.expect("json");
     assert_eq!(body["request_id"], "trace-abc-123");
+}
+
+/// Concurrent single-row requests may share one ONNX call (coalescing); each must still get
+/// exactly its own row's prediction and id, and every row is counted once.
+#[tokio::test]
+async fn concurrent_requests_each_get_their_own_prediction() {
+    let app = spawn_app_with(|s| {
+        s.server.workers = 1;
+        s.model.coalesce_max_rows = 32;
+    })
+    .await;
+    let rows = samples();
+    let batch: Vec<Value> = rows.iter().map(|(v, _)| json!(v)).collect();
+    let alone = app.post_predict(&json!({"instances": batch})).await;
+    assert_eq!(alone.status, 200, "{}", alone.body);
+    let bodies: Vec<Value> = rows
+        .iter()
+        .map(|(values, _)| json!({"features": values}))
+        .collect();
+    let replies = futures_util::future::join_all(bodies.iter().map(|b| app.post_predict(b))).await;
+    let mut ids = std::collections::HashSet::new();
+    for (i, r) in replies.iter().enumerate() {
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            r.body["predictions"][0], alone.body["predictions"][i],
+            "row {i}"
+        );
+        assert_eq!(r.body["request_id"].as_str(), r.request_id.as_deref());
+        ids.insert(r.request_id.clone().expect("id"));
+    }
+    assert_eq!(ids.len(), rows.len());
+    let text = app.metrics().await;
+    let m = |s: &str| sample(&text, s).expect(s);
+    let (calls, total_rows) = (
+        m(r#"inference_batch_size_count{model="breast-cancer"}"#),
+        m(r#"inference_batch_size_sum{model="breast-cancer"}"#),
+    );
+    assert_eq!(total_rows, 2.0 * rows.len() as f64);
+    // The batch is one call; 114 single rows fired at once on one worker share calls (7 or 8
+    // calls in all here), never more than `coalesce_max_rows` (32) rows each.
+    let min_calls = 1.0 + (rows.len() as f64 / 32.0).ceil();
+    assert!(
+        calls >= min_calls && calls < 1.0 + rows.len() as f64,
+        "{calls} calls"
+    );
+    let predicted: f64 = ["malignant", "benign"]
+        .iter()
+        .map(|c| {
+            m(&format!(
+                r#"inference_predictions_total{{model="breast-cancer",class="{c}"}}"#
+            ))
+        })
+        .sum();
+    assert_eq!(predicted, 2.0 * rows.len() as f64);
 }
