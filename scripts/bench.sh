@@ -4,7 +4,8 @@
 #   scripts/bench.sh [--duration SECONDS] [--connections N] [--rounds N]
 #
 # Builds release, starts a bare actix-web "hello" handler (the floor) and the API with each ONNX
-# session-sharing design (per_worker, shared) and with drift tracking off, then drives them with
+# session-sharing design (per_worker, shared), with drift tracking off and with coalescing off
+# (every request its own ONNX call), then drives them with
 # wrk (same machine, loopback) in rounds: every round measures each server once, back to back,
 # so the floor and the predictions it is compared with are seconds apart. This VM's speed drifts
 # by tens of percent over minutes; ratios within a round are what stays comparable. Prints
@@ -101,15 +102,25 @@ start_api() {
 start_api per_worker APP_MODEL__SESSION_SHARING=per_worker
 start_api shared APP_MODEL__SESSION_SHARING=shared
 start_api nodrift APP_QUALITY__DRIFT_TRACKING=false
+start_api alone APP_MODEL__COALESCE_MAX_ROWS=0
+
+# batch_rows NAME: "rows calls" so far on that server, from inference_batch_size (rows per ONNX call)
+batch_rows() {
+  curl -fs "http://127.0.0.1:${port_of[$1]}/metrics" |
+    awk '/^inference_batch_size_sum/ {s=$2} /^inference_batch_size_count/ {c=$2} END {print s, c}'
+}
 
 for round in $(seq 1 "$ROUNDS"); do
   echo "## round $round"
   run_wrk "hello-floor-$round" "http://127.0.0.1:${port_of[hello]}/" "$work/hello.lua" 1
+  batch_rows per_worker >> "$work/calls-before.txt"
   run_wrk "predict-1row-per_worker-$round" "http://127.0.0.1:${port_of[per_worker]}/predict" "$work/single.lua" 1
+  batch_rows per_worker >> "$work/calls-after.txt"
   run_wrk "predict-100rows-per_worker-$round" "http://127.0.0.1:${port_of[per_worker]}/predict" "$work/batch.lua" 100
   run_wrk "predict-1row-shared-$round" "http://127.0.0.1:${port_of[shared]}/predict" "$work/single.lua" 1
   run_wrk "predict-100rows-shared-$round" "http://127.0.0.1:${port_of[shared]}/predict" "$work/batch.lua" 100
   run_wrk "predict-1row-nodrift-$round" "http://127.0.0.1:${port_of[nodrift]}/predict" "$work/single.lua" 1
+  run_wrk "predict-1row-alone-$round" "http://127.0.0.1:${port_of[alone]}/predict" "$work/single.lua" 1
 done
 
 python3 - "$work" "$ROUNDS" <<'PY'
@@ -127,6 +138,11 @@ print(f"100-row batches: {rows:.0f} rows/s  (target >= 250000)")
 print(f"per_worker vs shared session, single row: "
       f"{med(lambda i: r('predict-1row-per_worker', i) / r('predict-1row-shared', i)):.2f}x; "
       f"100 rows: {med(lambda i: r('predict-100rows-per_worker', i) / r('predict-100rows-shared', i)):.2f}x")
+alone = med(lambda i: r("predict-1row-per_worker", i) / r("predict-1row-alone", i))
+totals = lambda f: [sum(float(l.split()[k]) for l in open(f"{w}/{f}")) for k in (0, 1)]
+(rows0, calls0), (rows1, calls1) = totals("calls-before.txt"), totals("calls-after.txt")
+print(f"coalescing concurrent requests vs every request alone, single row: {alone:.2f}x  "
+      f"({(rows1 - rows0) / (calls1 - calls0):.1f} rows per ONNX call under single-row load)")
 cost = med(lambda i: 1 - r("predict-1row-per_worker", i) / r("predict-1row-nodrift", i))
 print(f"drift tracking cost, single row: {cost:+.1%}  (per_worker with drift vs without, same round; target < 5%)")
 PY
