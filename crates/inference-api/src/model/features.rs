@@ -65,6 +65,24 @@ pub struct PredictRequest {
     instances: Option<Vec<RowInput>>,
 }
 
+impl PredictRequest {
+    pub fn new(features: Option<RowInput>, instances: Option<Vec<RowInput>>) -> Self {
+        Self {
+            features,
+            instances,
+        }
+    }
+
+    /// Parses a body: plain numeric rows through the fast path, everything else (and every
+    /// error) through serde_json.
+    pub fn from_json(body: &[u8]) -> serde_json::Result<Self> {
+        match super::fast_json::parse(body) {
+            Some(request) => Ok(request),
+            None => serde_json::from_slice(body),
+        }
+    }
+}
+
 /// One row as sent.
 #[derive(Debug, PartialEq)]
 pub enum RowInput {

@@ -3,6 +3,7 @@
 //! Handlers see only [`Engine`] and plain data; `ort` appears in [`onnx`] alone.
 
 pub mod coalesce;
+mod fast_json;
 pub mod features;
 pub mod loader;
 pub mod manifest;

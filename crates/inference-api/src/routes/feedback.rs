@@ -27,7 +27,9 @@ pub async fn feedback(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let serving = state.model().ok_or(ApiError::NotReady)?;
-    let fb: FeedbackRequest = super::json::parse(&req, body, state.limits.max_body_bytes)?;
+    let fb: FeedbackRequest = super::json::parse(&req, body, state.limits.max_body_bytes, |b| {
+        serde_json::from_slice(b)
+    })?;
     let classes = &serving.model.manifest.classes;
     let Some(actual) = classes.iter().position(|c| *c == fb.label) else {
         return Err(ApiError::Validation(ValidationError::new(

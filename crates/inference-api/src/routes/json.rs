@@ -4,20 +4,21 @@ use crate::error::ApiError;
 use crate::model::features::{ValidationCode, ValidationError};
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpMessage, HttpRequest, web};
-use serde::de::DeserializeOwned;
 
-/// The body, already read by actix's `Bytes` extractor (limit from `web::PayloadConfig`), parsed as `T`.
-pub fn parse<T: DeserializeOwned>(
+/// The body, already read by actix's `Bytes` extractor (limit from `web::PayloadConfig`), parsed
+/// by `decode` (`serde_json::from_slice`, or a type's own entry point to it).
+pub fn parse<T>(
     req: &HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
     limit: usize,
+    decode: impl FnOnce(&[u8]) -> serde_json::Result<T>,
 ) -> Result<T, ApiError> {
     require_json(req)?;
     let body = body.map_err(|e| match e.as_response_error().status_code().as_u16() {
         413 => ApiError::PayloadTooLarge { limit },
         _ => ApiError::MalformedJson(format!("could not read the body: {e}")),
     })?;
-    serde_json::from_slice(&body).map_err(|e| {
+    decode(&body).map_err(|e| {
         if e.is_data() {
             ApiError::Validation(ValidationError::new(
                 ValidationCode::InvalidRequest,

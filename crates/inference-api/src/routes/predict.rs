@@ -58,7 +58,12 @@ pub async fn predict(
     };
 
     let started = Instant::now();
-    let parsed = super::json::parse::<PredictRequest>(&req, body, state.limits.max_body_bytes);
+    let parsed = super::json::parse(
+        &req,
+        body,
+        state.limits.max_body_bytes,
+        PredictRequest::from_json,
+    );
     log.rows = parsed.as_ref().ok().map(PredictRequest::row_count);
     req.extensions_mut().insert(log);
     let how = Preprocessing {
