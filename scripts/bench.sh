@@ -104,10 +104,13 @@ start_api shared APP_MODEL__SESSION_SHARING=shared
 start_api nodrift APP_QUALITY__DRIFT_TRACKING=false
 start_api alone APP_MODEL__COALESCE_MAX_ROWS=0
 
-# batch_rows NAME: "rows calls" so far on that server, from inference_batch_size (rows per ONNX call)
+# batch_rows NAME: "rows calls seconds" so far on that server: rows and calls from
+# inference_batch_size (rows per ONNX call), seconds inside ONNX Runtime from
+# inference_model_run_duration_seconds
 batch_rows() {
   curl -fs "http://127.0.0.1:${port_of[$1]}/metrics" |
-    awk '/^inference_batch_size_sum/ {s=$2} /^inference_batch_size_count/ {c=$2} END {print s, c}'
+    awk '/^inference_batch_size_sum/ {s=$2} /^inference_batch_size_count/ {c=$2}
+         /^inference_model_run_duration_seconds_sum/ {t=$2} END {print s, c, t}'
 }
 
 for round in $(seq 1 "$ROUNDS"); do
@@ -116,7 +119,9 @@ for round in $(seq 1 "$ROUNDS"); do
   batch_rows per_worker >> "$work/calls-before.txt"
   run_wrk "predict-1row-per_worker-$round" "http://127.0.0.1:${port_of[per_worker]}/predict" "$work/single.lua" 1
   batch_rows per_worker >> "$work/calls-after.txt"
+  batch_rows per_worker >> "$work/batch-before.txt"
   run_wrk "predict-100rows-per_worker-$round" "http://127.0.0.1:${port_of[per_worker]}/predict" "$work/batch.lua" 100
+  batch_rows per_worker >> "$work/batch-after.txt"
   run_wrk "predict-1row-shared-$round" "http://127.0.0.1:${port_of[shared]}/predict" "$work/single.lua" 1
   run_wrk "predict-100rows-shared-$round" "http://127.0.0.1:${port_of[shared]}/predict" "$work/batch.lua" 100
   run_wrk "predict-1row-nodrift-$round" "http://127.0.0.1:${port_of[nodrift]}/predict" "$work/single.lua" 1
@@ -124,8 +129,10 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 python3 - "$work" "$ROUNDS" <<'PY'
-import statistics, sys
+import os, statistics, sys
 w, rounds = sys.argv[1], range(1, int(sys.argv[2]) + 1)
+# Sums over rounds of the "rows calls seconds" lines batch_rows wrote.
+totals = lambda f: [sum(float(l.split()[k]) for l in open(f"{w}/{f}")) for k in (0, 1, 2)]
 r = lambda n, i: float(open(f"{w}/{n}-{i}.txt.rps").read())
 med = lambda f: statistics.median(f(i) for i in rounds)
 single = med(lambda i: r("predict-1row-per_worker", i))
@@ -135,12 +142,15 @@ print(f"# medians over {len(rounds)} rounds")
 print(f"single-row predict / hello floor (same round): {ratio:.1%}  (target >= 50%; "
       f"single-row req/s {single:.0f}, target >= 20000)")
 print(f"100-row batches: {rows:.0f} rows/s  (target >= 250000)")
+(brows0, _, bsec0), (brows1, _, bsec1) = totals("batch-before.txt"), totals("batch-after.txt")
+per_row = (bsec1 - bsec0) / (brows1 - brows0)
+print(f"  ONNX Runtime alone took {per_row * 1e6:.2f} us per row in those runs: on {os.cpu_count()} cores "
+      f"that caps 100-row batches at {os.cpu_count() / per_row:.0f} rows/s before any HTTP or JSON work")
 print(f"per_worker vs shared session, single row: "
       f"{med(lambda i: r('predict-1row-per_worker', i) / r('predict-1row-shared', i)):.2f}x; "
       f"100 rows: {med(lambda i: r('predict-100rows-per_worker', i) / r('predict-100rows-shared', i)):.2f}x")
 alone = med(lambda i: r("predict-1row-per_worker", i) / r("predict-1row-alone", i))
-totals = lambda f: [sum(float(l.split()[k]) for l in open(f"{w}/{f}")) for k in (0, 1)]
-(rows0, calls0), (rows1, calls1) = totals("calls-before.txt"), totals("calls-after.txt")
+(rows0, calls0, _), (rows1, calls1, _) = totals("calls-before.txt"), totals("calls-after.txt")
 print(f"coalescing concurrent requests vs every request alone, single row: {alone:.2f}x  "
       f"({(rows1 - rows0) / (calls1 - calls0):.1f} rows per ONNX call under single-row load)")
 cost = med(lambda i: 1 - r("predict-1row-per_worker", i) / r("predict-1row-nodrift", i))
