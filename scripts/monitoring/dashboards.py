@@ -244,7 +244,8 @@ def inference_api() -> dict:
                target(f"histogram_quantile(0.99, sum by (le) (rate(inference_model_run_duration_seconds_bucket{{{I}}}[$__rate_interval])))", "model p99", ref="D")],
               "s", min=0),
         panel(12, "timeseries", "Batch size (rows per call)",
-              "Rows per prediction call: mean and 99th percentile.",
+              "Rows per ONNX Runtime call: mean and 99th percentile. Rows of requests that are ready "
+              "together on one worker share a call (model.coalesce_max_rows), so this grows with load.",
               (12, 30, 12, 8),
               [target(f"sum(rate(inference_batch_size_sum{{{I}}}[$__rate_interval])) / sum(rate(inference_batch_size_count{{{I}}}[$__rate_interval]))", "mean"),
                target(f"histogram_quantile(0.99, sum by (le) (rate(inference_batch_size_bucket{{{I}}}[$__rate_interval])))", "p99", ref="B")],

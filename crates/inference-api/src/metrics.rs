@@ -248,13 +248,13 @@ impl InferenceMetrics {
         );
         r.register_with_unit(
             "model_run_duration",
-            "Time in one model run",
+            "Time in one model run (rows of concurrent requests may share one)",
             Unit::Seconds,
             m.model_run.clone(),
         );
         r.register(
             "batch_size",
-            "Rows per prediction call",
+            "Rows per model run (rows of concurrent requests may share one)",
             m.batch_size.clone(),
         );
         r.register(
