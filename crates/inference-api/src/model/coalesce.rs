@@ -67,8 +67,8 @@ impl Coalescer {
             g.rows += rows;
             g.waiters.push((rows, tx));
         }
-        // The sender is dropped without a reply only if the group's task died (a panic in the
-        // engine); the task catches nothing else.
+        // The sender is dropped without a reply only if the group's task never finished: a panic
+        // in the engine, or the worker shutting down first.
         rx.await.unwrap_or_else(|_| {
             Err(EngineError::Run(
                 "the coalesced model run did not finish".into(),
@@ -108,6 +108,9 @@ impl Inner {
             rows,
             mut waiters,
         } = std::mem::take(&mut *group.borrow_mut());
+        if waiters.is_empty() {
+            return;
+        }
         let result = (self.run)(&values, rows);
         if waiters.len() == 1 {
             let (_, reply) = waiters.pop().expect("one waiter");
