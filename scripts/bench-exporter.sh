@@ -25,9 +25,8 @@ if [[ -z "${BENCH_NO_BUILD:-}" ]]; then
   cargo build --release -p exporter
 fi
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# free_port
+source scripts/lib/bench-common.sh
 
 workdir="$(mktemp -d)"
 pids=()

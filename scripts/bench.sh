@@ -37,25 +37,11 @@ pids=()
 cleanup() { for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_port, wait_http, write_predict_bodies
+source scripts/lib/bench-common.sh
 
-# Request bodies from the bundled held-out rows.
-python3 - "$work" <<'PY'
-import csv, json, sys
-out = sys.argv[1]
-rows = [[float(v) for v in r[:-1]] for r in csv.reader(list(open("models/breast-cancer/samples.csv"))[1:])]
-single = json.dumps({"features": rows[0]})
-batch = json.dumps({"instances": (rows * 2)[:100]})
-for name, body in [("single", single), ("batch", batch)]:
-    with open(f"{out}/{name}.lua", "w") as f:
-        f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
-        f.write("wrk.body = " + json.dumps(body) + "\n")
-with open(f"{out}/hello.lua", "w") as f:
-    f.write('wrk.method = "POST"\n')
-PY
-
-# wait_http URL [CURL_ARGS...]: until URL answers 2xx
-wait_http() { local url=$1; shift; for _ in $(seq 1 200); do curl -fs "$@" "$url" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "no answer from $url" >&2; return 1; }
+write_predict_bodies "$work"
+printf 'wrk.method = "POST"\n' > "$work/hello.lua"
 
 # run_wrk LABEL URL SCRIPT ROWS_PER_REQUEST -> prints one result line
 run_wrk() {

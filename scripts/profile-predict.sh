@@ -20,7 +20,7 @@ SECONDS_RUN=10
 OUT=$(mktemp -d)/callgrind.out
 while [ $# -gt 0 ]; do
   case "$1" in
-    --rows) ROWS="$2"; shift 2 ;;
+    --rows) ROWS="$2"; shift 2; [[ "$ROWS" =~ ^(1|100)$ ]] || { echo "--rows is 1 or 100" >&2; exit 2; } ;;
     --connections) CONNECTIONS="$2"; shift 2 ;;
     --seconds) SECONDS_RUN="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
@@ -38,28 +38,23 @@ pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-python3 - "$work/body.lua" "$ROWS" <<'PY'
-import csv, json, sys
-rows = [[float(v) for v in r[:-1]] for r in csv.reader(list(open("models/breast-cancer/samples.csv"))[1:])]
-n = int(sys.argv[2])
-body = json.dumps({"features": rows[0]}) if n == 1 else json.dumps({"instances": (rows * (n // len(rows) + 1))[:n]})
-with open(sys.argv[1], "w") as f:
-    f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
-    f.write("wrk.body = " + json.dumps(body) + "\n")
-PY
+# free_port, wait_http, write_predict_bodies (the same bodies as scripts/bench.sh)
+source scripts/lib/bench-common.sh
+write_predict_bodies "$work"
+body="$work/single.lua"
+[ "$ROWS" = 100 ] && body="$work/batch.lua"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 APP_SERVER__PORT=$port APP_SERVER__WORKERS=2 \
   valgrind --tool=callgrind --callgrind-out-file="$OUT" target/release/inference-api \
   > "$work/api.log" 2> "$work/valgrind.log" &
 pid=$!
-for _ in $(seq 1 600); do curl -fs "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -fs "http://127.0.0.1:$port/ready" >/dev/null || { echo "the API did not get ready:" >&2; tail "$work/valgrind.log" >&2; exit 1; }
+WAIT_HTTP_SECONDS=60 wait_http "http://127.0.0.1:$port/ready" || { tail "$work/valgrind.log" >&2; exit 1; }
 
 url="http://127.0.0.1:$port/predict"
-wrk -t1 -c"$CONNECTIONS" -d3s -s "$work/body.lua" "$url" >/dev/null
+wrk -t1 -c"$CONNECTIONS" -d3s -s "$body" "$url" >/dev/null
 callgrind_control -z "$pid" >/dev/null 2>&1
-wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_RUN}s" -s "$work/body.lua" "$url" > "$work/wrk.txt"
+wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_RUN}s" -s "$body" "$url" > "$work/wrk.txt"
 callgrind_control -d "$pid" >/dev/null 2>&1
 requests=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
 # The dump after zeroing is the file with the highest part number.
