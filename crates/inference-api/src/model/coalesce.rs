@@ -111,13 +111,7 @@ impl Inner {
         if waiters.is_empty() {
             return;
         }
-        let result = (self.run)(&values, rows);
-        if waiters.len() == 1 {
-            let (_, reply) = waiters.pop().expect("one waiter");
-            let _ = reply.send(result);
-            return;
-        }
-        let result = result.and_then(|out| {
+        let result = (self.run)(&values, rows).and_then(|out| {
             if out.labels.len() == rows && rows > 0 && out.probabilities.len() % rows == 0 {
                 Ok(out)
             } else {
@@ -128,6 +122,12 @@ impl Inner {
                 )))
             }
         });
+        if waiters.len() == 1 {
+            // A group of one gets the call's output as it is.
+            let (_, reply) = waiters.pop().expect("one waiter");
+            let _ = reply.send(result);
+            return;
+        }
         match result {
             Ok(out) => {
                 let per_row = out.probabilities.len() / rows;
