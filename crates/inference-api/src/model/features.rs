@@ -65,20 +65,38 @@ pub struct PredictRequest {
     instances: Option<Vec<RowInput>>,
 }
 
-impl PredictRequest {
-    pub fn new(features: Option<RowInput>, instances: Option<Vec<RowInput>>) -> Self {
-        Self {
-            features,
-            instances,
+/// A parsed `/predict` body.
+#[derive(Debug)]
+pub enum PredictBody {
+    /// Plain numeric rows, valid as sent and already laid out (the fast path).
+    Ready(FeatureMatrix),
+    /// Anything else, as sent: `into_matrix` validates it.
+    Sent(PredictRequest),
+}
+
+impl PredictBody {
+    /// Parses a body: plain numeric rows through the fast path, everything else (and every
+    /// error) through serde_json.
+    pub fn from_json(body: &[u8], how: Preprocessing<'_>) -> serde_json::Result<Self> {
+        match super::fast_json::parse(body, how.schema.len(), how.max_rows) {
+            Some(matrix) => Ok(Self::Ready(matrix)),
+            None => serde_json::from_slice(body).map(Self::Sent),
         }
     }
 
-    /// Parses a body: plain numeric rows through the fast path, everything else (and every
-    /// error) through serde_json.
-    pub fn from_json(body: &[u8]) -> serde_json::Result<Self> {
-        match super::fast_json::parse(body) {
-            Some(request) => Ok(request),
-            None => serde_json::from_slice(body),
+    /// Rows in this body, before validation (0 when neither field is given).
+    pub fn row_count(&self) -> usize {
+        match self {
+            Self::Ready(m) => m.rows,
+            Self::Sent(r) => r.row_count(),
+        }
+    }
+
+    /// Validates the body and lays its rows out for the model.
+    pub fn into_matrix(self, how: Preprocessing<'_>) -> Result<FeatureMatrix, ValidationError> {
+        match self {
+            Self::Ready(m) => Ok(m),
+            Self::Sent(r) => r.into_matrix(how),
         }
     }
 }

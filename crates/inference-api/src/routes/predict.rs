@@ -2,7 +2,7 @@
 
 use crate::error::ApiError;
 use crate::model::coalesce::Coalescer;
-use crate::model::features::{PredictRequest, Preprocessing};
+use crate::model::features::{PredictBody, Preprocessing};
 use crate::state::{AppState, WorkerIndex};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use metrics_core::http::{LogFields, RequestId};
@@ -58,19 +58,16 @@ pub async fn predict(
     };
 
     let started = Instant::now();
-    let parsed = super::json::parse(
-        &req,
-        body,
-        state.limits.max_body_bytes,
-        PredictRequest::from_json,
-    );
-    log.rows = parsed.as_ref().ok().map(PredictRequest::row_count);
-    req.extensions_mut().insert(log);
     let how = Preprocessing {
         schema: &model.schema,
         max_rows: state.limits.max_batch_rows,
         missing: state.quality.missing_values,
     };
+    let parsed = super::json::parse(&req, body, state.limits.max_body_bytes, |b| {
+        PredictBody::from_json(b, how)
+    });
+    log.rows = parsed.as_ref().ok().map(PredictBody::row_count);
+    req.extensions_mut().insert(log);
     let matrix = parsed?.into_matrix(how).map_err(|e| {
         serving.handles.count_missing(&e.missing);
         ApiError::Validation(e)
