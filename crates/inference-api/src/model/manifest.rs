@@ -55,6 +55,30 @@ pub struct FeatureStats {
     pub bin_fractions: Vec<f64>,
 }
 
+/// Bins are stored as one byte per row in the drift window.
+const MAX_BINS: usize = 256;
+
+impl FeatureStats {
+    /// 1 to [`MAX_BINS`] ascending edges, one training share per bin.
+    fn check_bins(&self) -> Result<(), String> {
+        let (edges, shares) = (&self.bin_edges, &self.bin_fractions);
+        let why = if edges.is_empty() || edges.len() > MAX_BINS {
+            format!("needs 1 to {MAX_BINS} bin_edges, has {}", edges.len())
+        } else if shares.len() != edges.len() {
+            format!(
+                "has {} bin_edges but {} bin_fractions",
+                edges.len(),
+                shares.len()
+            )
+        } else if edges.windows(2).any(|w| w[0] > w[1]) {
+            "bin_edges must be ascending".to_string()
+        } else {
+            return Ok(());
+        };
+        Err(format!("model.json: feature {:?} {why}", self.name))
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 pub struct Artifact {
     pub sha256: String,
@@ -80,6 +104,9 @@ impl Manifest {
             return Err(
                 "model.json: training.feature_stats must follow `features` in order".into(),
             );
+        }
+        for s in &m.training.feature_stats {
+            s.check_bins()?;
         }
         m.trained_at_unix()?;
         Ok(m)
@@ -151,5 +178,26 @@ mod tests {
         let mut raw: serde_json::Value = serde_json::from_str(&bundled()).expect("json");
         raw["trained_at"] = serde_json::json!("yesterday");
         assert!(Manifest::parse(&raw.to_string()).is_err());
+    }
+
+    #[test]
+    fn drift_bins_must_be_usable() {
+        let broken = |edit: fn(&mut serde_json::Value)| {
+            let mut raw: serde_json::Value = serde_json::from_str(&bundled()).expect("json");
+            edit(&mut raw["training"]["feature_stats"][3]);
+            Manifest::parse(&raw.to_string()).expect_err("rejected")
+        };
+        assert_eq!(
+            broken(|s| s["bin_edges"] = serde_json::json!([])),
+            "model.json: feature \"mean area\" needs 1 to 256 bin_edges, has 0"
+        );
+        assert_eq!(
+            broken(|s| s["bin_fractions"] = serde_json::json!([1.0])),
+            "model.json: feature \"mean area\" has 10 bin_edges but 1 bin_fractions"
+        );
+        assert_eq!(
+            broken(|s| s["bin_edges"][4] = serde_json::json!(1e9)),
+            "model.json: feature \"mean area\" bin_edges must be ascending"
+        );
     }
 }

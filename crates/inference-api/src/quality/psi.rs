@@ -6,12 +6,13 @@
 /// empty bin's term below ~1.
 pub const EPSILON: f64 = 1e-4;
 
-/// The bin of `x` given each bin's inclusive upper edge: the first edge `>= x`; values above the
-/// last edge fall in the last bin. Matches numpy `searchsorted(edges, x, side="left")` clipped.
+/// The bin of a finite `x` given each bin's inclusive upper edge, ascending (`Manifest::parse`
+/// checks): the first edge `>= x`; values above the last edge fall in the last bin. Matches numpy
+/// `searchsorted(edges, x, side="left")` clipped. On ascending edges that is the number of edges
+/// below `x` among all but the last, counted without a branch per edge.
 pub fn bin_index(edges: &[f32], x: f32) -> usize {
-    edges
-        .partition_point(|e| *e < x)
-        .min(edges.len().saturating_sub(1))
+    let inner = &edges[..edges.len().saturating_sub(1)];
+    inner.iter().map(|&e| usize::from(e < x)).sum()
 }
 
 /// PSI = Σ (a − e) · ln(a / e) over bins, with `a` the window's share and `e` the training share.
@@ -44,6 +45,20 @@ mod tests {
         assert_eq!(bin_index(&edges, 2.0), 1); // ties go to the first equal edge
         assert_eq!(bin_index(&edges, 3.0), 3);
         assert_eq!(bin_index(&edges, 99.0), 3); // above the maximum: the last bin
+    }
+
+    #[test]
+    fn counting_agrees_with_a_binary_search_on_ascending_edges() {
+        let mut edges: Vec<f32> = (0..40).map(|i| ((i * 7) / 3) as f32 * 0.5 - 3.0).collect();
+        edges[5] = edges[4]; // a tie
+        for k in 1..=edges.len() {
+            let e = &edges[..k];
+            for i in -40..=240 {
+                let x = i as f32 * 0.25;
+                let searched = e.partition_point(|v| *v < x).min(k - 1);
+                assert_eq!(bin_index(e, x), searched, "{x} in {e:?}");
+            }
+        }
     }
 
     #[test]
