@@ -17,7 +17,8 @@ use super::features::FeatureMatrix;
 /// `width` numbers per row, 1 to `max_rows` rows, and every number converts exactly to a finite
 /// f32.
 pub fn parse(body: &[u8], width: usize, max_rows: usize) -> Option<FeatureMatrix> {
-    // At least two bytes per number ("0,"): enough room for the usual body, never far too much.
+    // Typical values take about eight bytes ("0.06232, "): one allocation for the usual body,
+    // growing if the numbers are shorter, and never more than the largest valid batch.
     let room = (body.len() / 8).min(width.saturating_mul(max_rows));
     let mut c = Cursor {
         b: body,
