@@ -311,4 +311,17 @@ mod tests {
         }
         assert!(agrees(r#"{"instances": [[1], [2], [3]]}"#, 1));
     }
+
+    #[test]
+    fn every_cut_short_body_is_declined_without_a_panic() {
+        let body = r#"{"instances": [[-1.5e-3, 0.25E+2], [12, -0]]}"#;
+        assert!(parse(body.as_bytes(), 2, MAX_ROWS).is_some());
+        for end in 0..body.len() {
+            assert!(
+                parse(&body.as_bytes()[..end], 2, MAX_ROWS).is_none(),
+                "{}",
+                &body[..end]
+            );
+        }
+    }
 }
