@@ -35,6 +35,10 @@ pub struct CollectorSettings {
     pub model_bundles: Vec<PathBuf>,
     pub mountpoints: Vec<MountPoint>,
     pub watch_model_filesystems: bool,
+    /// How long one scrape waits for a collector before reporting it unsuccessful.
+    pub timeout_seconds: f64,
+    /// The largest file a collector reads (`model.json`); a larger one fails its collector.
+    pub max_file_bytes: u64,
 }
 
 impl CollectorSettings {
@@ -43,6 +47,13 @@ impl CollectorSettings {
         Duration::try_from_secs_f64(self.sampling_interval_seconds)
             .unwrap_or(Duration::from_secs(5))
             .max(Duration::from_millis(100))
+    }
+
+    /// The per-collector deadline of a scrape, at least 10 ms.
+    pub fn timeout(&self) -> Duration {
+        Duration::try_from_secs_f64(self.timeout_seconds)
+            .unwrap_or(Duration::from_secs(2))
+            .max(Duration::from_millis(10))
     }
 }
 
@@ -128,6 +139,8 @@ mod tests {
             }]
         );
         assert_eq!(s.collectors.sampling_interval(), Duration::from_secs(5));
+        assert_eq!(s.collectors.timeout(), Duration::from_secs(2));
+        assert_eq!(s.collectors.max_file_bytes, 1024 * 1024);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::scrape::ScrapeCollector;
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use metrics_core::buckets;
-use metrics_core::exposition::metrics_endpoint;
+use metrics_core::exposition::blocking_metrics_endpoint;
 use metrics_core::http::{HttpMetrics, ObserveHttp};
 use metrics_core::prometheus_client::registry::Registry;
 use std::net::TcpListener;
@@ -37,17 +37,17 @@ impl Application {
         let own = registry.sub_registry_with_prefix("exporter");
         metrics_core::build_info::register(own, "exporter", env!("CARGO_PKG_VERSION"));
         let http_metrics = HttpMetrics::new(own, buckets::HTTP_LATENCY_SECONDS);
-        registry.register_collector(Box::new(ScrapeCollector::new(collectors::all(
-            &settings.collectors,
-            sampler.clone(),
-        ))));
+        registry.register_collector(Box::new(ScrapeCollector::new(
+            collectors::all(&settings.collectors, sampler.clone()),
+            settings.collectors.timeout(),
+        )));
         let registry = web::Data::new(registry);
 
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(ObserveHttp::new(http_metrics.clone()))
                 .app_data(registry.clone())
-                .route("/metrics", web::get().to(metrics_endpoint))
+                .route("/metrics", web::get().to(blocking_metrics_endpoint))
                 .route("/health", web::get().to(health))
         })
         .workers(settings.server.workers.max(1))

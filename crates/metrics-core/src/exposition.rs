@@ -23,3 +23,19 @@ pub async fn metrics_endpoint(registry: web::Data<Registry>) -> HttpResponse {
         .content_type(OPENMETRICS_CONTENT_TYPE)
         .body(render(&registry))
 }
+
+/// [`metrics_endpoint`] for a registry whose collectors do blocking I/O at scrape time (the
+/// exporter's): renders on actix's blocking thread pool, so a slow scrape never stalls the
+/// worker that serves the other routes (`/health`).
+pub async fn blocking_metrics_endpoint(registry: web::Data<Registry>) -> HttpResponse {
+    let registry = registry.into_inner();
+    match web::block(move || render(&registry)).await {
+        Ok(body) => HttpResponse::Ok()
+            .content_type(OPENMETRICS_CONTENT_TYPE)
+            .body(body),
+        Err(e) => {
+            tracing::error!(error.message = %e, "rendering metrics failed");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}

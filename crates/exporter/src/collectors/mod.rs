@@ -56,7 +56,10 @@ pub fn all(settings: &CollectorSettings, cpu: CpuSampler) -> Vec<Box<dyn Collect
                 Vec::new()
             },
         )),
-        Box::new(ModelArtifactsCollector::new(settings.model_bundles.clone())),
+        Box::new(ModelArtifactsCollector::new(
+            settings.model_bundles.clone(),
+            settings.max_file_bytes,
+        )),
     ]
 }
 

@@ -14,12 +14,46 @@ const MANIFEST: &str = "model.json";
 
 pub struct ModelArtifactsCollector {
     bundles: Vec<PathBuf>,
+    max_file_bytes: u64,
 }
 
 impl ModelArtifactsCollector {
-    pub fn new(bundles: Vec<PathBuf>) -> Self {
-        Self { bundles }
+    /// `max_file_bytes`: the largest manifest it reads (`collectors.max_file_bytes`).
+    pub fn new(bundles: Vec<PathBuf>, max_file_bytes: u64) -> Self {
+        Self {
+            bundles,
+            max_file_bytes,
+        }
     }
+}
+
+/// Reads a small text file: a regular file of at most `max` bytes, else an error. Never opens
+/// anything else (a FIFO would block, `/dev/zero` would never end) and never reads past `max`.
+fn read_small_file(path: &Path, max: u64) -> Result<String, String> {
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    if meta.len() > max {
+        return Err(format!(
+            "{} is {} bytes, over the limit of {max} (collectors.max_file_bytes)",
+            path.display(),
+            meta.len()
+        ));
+    }
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, max + 1), &mut text)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if text.len() as u64 > max {
+        return Err(format!(
+            "{} grew past the limit of {max} bytes while being read",
+            path.display()
+        ));
+    }
+    Ok(text)
 }
 
 /// The fields of `model.json` the exporter uses; other fields are ignored.
@@ -61,10 +95,13 @@ fn unix_seconds(t: SystemTime) -> f64 {
 }
 
 /// Reads one bundle completely, or not at all.
-fn read_bundle(dir: &Path, seen_models: &[String]) -> Result<(String, Samples), String> {
+fn read_bundle(
+    dir: &Path,
+    seen_models: &[String],
+    max_file_bytes: u64,
+) -> Result<(String, Samples), String> {
     let manifest_path = dir.join(MANIFEST);
-    let json = std::fs::read_to_string(&manifest_path)
-        .map_err(|e| format!("cannot read {}: {e}", manifest_path.display()))?;
+    let json = read_small_file(&manifest_path, max_file_bytes)?;
     let manifest =
         Manifest::parse(&json).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
     if seen_models.contains(&manifest.name) {
@@ -141,7 +178,7 @@ impl Collector for ModelArtifactsCollector {
         let mut errors = Vec::new();
         let mut models = Vec::new();
         for dir in &self.bundles {
-            match read_bundle(dir, &models) {
+            match read_bundle(dir, &models, self.max_file_bytes) {
                 Ok((model, samples)) => {
                     models.push(model);
                     out.append(samples);
@@ -211,7 +248,7 @@ mod tests {
     #[test]
     fn reports_each_regular_file_and_the_manifest() {
         let dir = bundle(MANIFEST_FIXTURE);
-        let collector = ModelArtifactsCollector::new(vec![dir.path().to_path_buf()]);
+        let collector = ModelArtifactsCollector::new(vec![dir.path().to_path_buf()], 1 << 20);
         let mut out = Samples::default();
         collector.collect(&mut out).expect("readable bundle");
         let labels = |a: &'static str| [("model", "breast-cancer"), ("artifact", a)];
@@ -243,11 +280,14 @@ mod tests {
         let good = bundle(MANIFEST_FIXTURE);
         let broken = bundle(r#"{"name":"other","version":"1","trained_at":"never"}"#);
         let duplicate = bundle(MANIFEST_FIXTURE);
-        let collector = ModelArtifactsCollector::new(vec![
-            good.path().to_path_buf(),
-            broken.path().to_path_buf(),
-            duplicate.path().to_path_buf(),
-        ]);
+        let collector = ModelArtifactsCollector::new(
+            vec![
+                good.path().to_path_buf(),
+                broken.path().to_path_buf(),
+                duplicate.path().to_path_buf(),
+            ],
+            1 << 20,
+        );
         let mut out = Samples::default();
         let err = collector.collect(&mut out).expect_err("broken bundle");
         assert!(
@@ -259,5 +299,34 @@ mod tests {
             None
         );
         assert_eq!(out.families()[0].samples.len(), 2, "only the good bundle");
+    }
+
+    #[test]
+    fn a_manifest_over_the_limit_or_not_a_regular_file_is_refused_unread() {
+        let big = bundle(MANIFEST_FIXTURE);
+        let mut out = Samples::default();
+        let err = ModelArtifactsCollector::new(vec![big.path().to_path_buf()], 16)
+            .collect(&mut out)
+            .expect_err("over the limit");
+        assert!(err.0.contains("over the limit of 16"), "{err}");
+
+        // A manifest that is a link to /dev/zero (never ends) or a FIFO (blocks on open).
+        let zero = tempfile::tempdir().expect("tempdir");
+        std::os::unix::fs::symlink("/dev/zero", zero.path().join(MANIFEST)).expect("symlink");
+        let fifo = tempfile::tempdir().expect("tempdir");
+        let made = std::process::Command::new("mkfifo")
+            .arg(fifo.path().join(MANIFEST))
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        for dir in [&zero, &fifo] {
+            let started = std::time::Instant::now();
+            let err = ModelArtifactsCollector::new(vec![dir.path().to_path_buf()], 1 << 20)
+                .collect(&mut out)
+                .expect_err("not a regular file");
+            assert!(err.0.contains("not a regular file"), "{err}");
+            assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        }
+        assert!(out.families().is_empty(), "{out:?}");
     }
 }

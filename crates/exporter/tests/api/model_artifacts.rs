@@ -116,3 +116,52 @@ async fn an_unreadable_manifest_exports_nothing_stale() {
     assert_eq!(scrape.count("model_artifact_size_bytes"), 0);
     assert_eq!(scrape.count("model_info"), 0);
 }
+
+/// A `model.json` that is a FIFO (blocks whoever opens it), a link to `/dev/zero` (never ends)
+/// or 100 MB: the model_artifacts collector fails at once without reading it, the other
+/// collectors and `/health` keep answering, also under 50 concurrent scrapes.
+#[tokio::test]
+async fn hostile_manifests_fail_their_collector_and_nothing_else() {
+    let fifo = |p: &std::path::Path| {
+        let made = std::process::Command::new("mkfifo").arg(p).status();
+        assert!(made.expect("mkfifo").success());
+    };
+    let dev_zero = |p: &std::path::Path| std::os::unix::fs::symlink("/dev/zero", p).expect("link");
+    let huge = |p: &std::path::Path| {
+        let f = std::fs::File::create(p).expect("create");
+        f.set_len(100 * 1024 * 1024).expect("100 MB");
+    };
+    type Make<'a> = &'a dyn Fn(&std::path::Path);
+    let makers: [(&str, Make); 3] = [("fifo", &fifo), ("/dev/zero", &dev_zero), ("100 MB", &huge)];
+    for (what, make) in makers {
+        let bundle = copy_of_bundled_model();
+        let manifest = bundle.path().join("model.json");
+        std::fs::remove_file(&manifest).expect("rm model.json");
+        make(&manifest);
+        let app = spawn_app_with(|s| s.collectors.model_bundles = vec![bundle.path().into()]).await;
+
+        let started = std::time::Instant::now();
+        let scrapes = futures_util::future::join_all((0..50).map(|_| app.scrape())).await;
+        let scraped = started.elapsed();
+        let started = std::time::Instant::now();
+        let health = app.get("/health").await;
+        let health_took = started.elapsed();
+
+        assert!(
+            scraped < std::time::Duration::from_secs(5),
+            "{what}: 50 scrapes took {scraped:?}"
+        );
+        assert_eq!(health.status().as_u16(), 200, "{what}");
+        assert!(
+            health_took < std::time::Duration::from_millis(100),
+            "{what}: /health took {health_took:?}"
+        );
+        for scrape in &scrapes {
+            assert_eq!(scrape.collector_success("model_artifacts"), 0.0, "{what}");
+            for other in ["cpu", "memory", "filesystem"] {
+                assert_eq!(scrape.collector_success(other), 1.0, "{what}: {other}");
+            }
+            assert_eq!(scrape.count("model_trained_timestamp_seconds"), 0, "{what}");
+        }
+    }
+}
