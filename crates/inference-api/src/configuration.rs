@@ -65,6 +65,17 @@ pub struct LimitSettings {
     pub max_body_bytes: usize,
     pub max_batch_rows: usize,
     pub max_in_flight: usize,
+    /// The whole body must arrive within this many seconds of the request's headers.
+    pub body_read_timeout_seconds: f64,
+    /// After its first two seconds, a body must arrive at no less than this average rate.
+    pub body_min_bytes_per_second: u64,
+}
+
+impl LimitSettings {
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::try_from_secs_f64(self.body_read_timeout_seconds)
+            .unwrap_or(Duration::from_secs(10))
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]

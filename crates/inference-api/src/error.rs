@@ -15,6 +15,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("the body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the body arrived too slowly ({received} bytes before the deadline)")]
+    BodyTimeout { received: usize },
     #[error("{}", .0.message)]
     Validation(ValidationError),
     #[error("too many requests in flight; retry shortly")]
@@ -54,6 +56,7 @@ impl ApiError {
             Self::MalformedJson(_) => ErrorKind::MalformedJson,
             Self::UnsupportedMediaType(_) => ErrorKind::UnsupportedMediaType,
             Self::PayloadTooLarge { .. } => ErrorKind::PayloadTooLarge,
+            Self::BodyTimeout { .. } => ErrorKind::BodyTimeout,
             Self::Validation(_) => ErrorKind::Validation,
             Self::Overloaded => ErrorKind::Overloaded,
             Self::NotReady => ErrorKind::NotReady,
@@ -95,6 +98,7 @@ impl ResponseError for ApiError {
             Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
             Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
@@ -122,6 +126,14 @@ impl ResponseError for ApiError {
                 actix_web::http::header::RETRY_AFTER,
                 actix_web::http::header::HeaderValue::from_static("1"),
             );
+        }
+        if matches!(
+            self,
+            Self::PayloadTooLarge { .. } | Self::BodyTimeout { .. }
+        ) {
+            // The rest of the body is never read: the connection cannot be reused.
+            res.head_mut()
+                .set_connection_type(actix_web::http::ConnectionType::Close);
         }
         // Read by the error-counting middleware, so every error is counted in one place.
         res.extensions_mut().insert(self.kind());

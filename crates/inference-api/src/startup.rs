@@ -7,10 +7,10 @@ use crate::model::coalesce::Coalescer;
 use crate::model::{EngineError, load_bundle, loader};
 use crate::routes;
 use crate::state::{AppState, WorkerIndex};
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{App, HttpServer, ResponseError, web};
+use actix_web::{App, HttpServer, web};
 use metrics_core::exposition::metrics_endpoint;
 use metrics_core::http::{ObserveHttp, route_template};
 use prometheus_client::registry::Registry;
@@ -85,7 +85,6 @@ impl Application {
             })?;
         let port = listener.local_addr()?.port();
         let next_worker = Arc::new(AtomicUsize::new(0));
-        let max_body = settings.limits.max_body_bytes;
         let app_state = state.clone();
         let coalesce_rows = settings.model.coalesce_max_rows;
 
@@ -108,10 +107,8 @@ impl Application {
                 .app_data(registry.clone())
                 .app_data(web::Data::new(worker))
                 .app_data(web::Data::new(coalescer))
-                .app_data(web::PayloadConfig::new(max_body))
                 .service(
                     web::resource("/predict")
-                        .wrap(from_fn(admit))
                         .route(web::post().to(routes::predict))
                         .default_service(web::to(method_not_allowed)),
                 )
@@ -208,19 +205,4 @@ async fn count_errors(
             .count_error(route_template(res.request()), kind);
     }
     Ok(res)
-}
-
-/// Admission control for `/predict`: 429 at once when `max_in_flight` predictions are running.
-async fn admit(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return Ok(next.call(req).await?.map_into_left_body());
-    };
-    let Some(_permit) = state.try_admit() else {
-        let res = ApiError::Overloaded.error_response();
-        return Ok(req.into_response(res).map_into_right_body());
-    };
-    Ok(next.call(req).await?.map_into_left_body())
 }

@@ -93,9 +93,11 @@ impl HttpMetrics {
 }
 
 /// The route template that matches `req`'s path (`/items/{id}`), or [`UNMATCHED_ROUTE`].
-/// Works before and after routing, so middleware and handlers agree on the label.
+/// Works before and after routing, so middleware and handlers agree on the label. Matched on the
+/// path the router sees (percent-encoded unreserved characters decoded: `/%70redict` is
+/// `/predict`), so a request is counted under the route that served it.
 pub fn route_template(req: &HttpRequest) -> Arc<str> {
-    match req.resource_map().match_pattern(req.path()) {
+    match req.resource_map().match_pattern(req.match_info().as_str()) {
         Some(p) => Arc::from(p),
         None => Arc::from(UNMATCHED_ROUTE),
     }
@@ -284,14 +286,15 @@ mod tests {
             Some(Some("given-1"))
         );
         assert_eq!(atest::read_body(res).await, "given-1");
-        for path in ["/items/7", "/nope/1", "/nope/2"] {
+        // `/%69tems/8` is `/items/8` to the router: served and counted under its template.
+        for path in ["/items/7", "/%69tems/8", "/nope/1", "/nope/2"] {
             atest::call_service(&app, atest::TestRequest::get().uri(path).to_request()).await;
         }
 
         let text = crate::exposition::render(&registry);
         assert!(
             text.contains(
-                r#"http_requests_total{route="/items/{id}",method="GET",status="200"} 2"#
+                r#"http_requests_total{route="/items/{id}",method="GET",status="200"} 3"#
             ),
             "{text}"
         );

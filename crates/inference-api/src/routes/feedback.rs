@@ -23,13 +23,12 @@ pub struct FeedbackRequest {
 
 pub async fn feedback(
     req: HttpRequest,
-    body: Result<web::Bytes, actix_web::Error>,
+    body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let serving = state.model().ok_or(ApiError::NotReady)?;
-    let fb: FeedbackRequest = super::json::parse(&req, body, state.limits.max_body_bytes, |b| {
-        serde_json::from_slice(b)
-    })?;
+    let body = super::json::read(&req, body, &state.limits).await?;
+    let fb: FeedbackRequest = super::json::parse(&body, |b| serde_json::from_slice(b))?;
     let classes = &serving.model.manifest.classes;
     let Some(actual) = classes.iter().position(|c| *c == fb.label) else {
         return Err(ApiError::Validation(ValidationError::new(

@@ -1,24 +1,76 @@
-//! Reading a JSON request body with the API's own errors (415, 413, 400, 422).
+//! Reading a JSON request body with the API's own errors (415, 413, 408, 400, 422).
+//!
+//! The body is read here, not by actix's `Bytes` extractor, so that every limit holds while it
+//! arrives: only plain `application/json` (no `Content-Encoding`: a compressed body would be
+//! inflated past any limit), at most `limits.max_body_bytes` (refused from `Content-Length` before
+//! reading, else at the first byte over), and within `limits.body_read_timeout_seconds` at no
+//! less than `limits.body_min_bytes_per_second` after the first two seconds. Clients never see an
+//! internal error text.
 
+use crate::configuration::LimitSettings;
 use crate::error::ApiError;
 use crate::model::features::{ValidationCode, ValidationError};
-use actix_web::http::header::CONTENT_TYPE;
+use actix_web::error::PayloadError;
+use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{HttpMessage, HttpRequest, web};
+use futures_util::StreamExt;
+use std::time::Duration;
+use tokio::time::Instant;
 
-/// The body, already read by actix's `Bytes` extractor (limit from `web::PayloadConfig`), parsed
-/// by `decode` (`serde_json::from_slice`, or a type's own entry point to it).
-pub fn parse<T>(
+/// How long a body may take before the minimum rate applies.
+const RATE_GRACE: Duration = Duration::from_secs(2);
+
+/// The body, checked and read (see the module documentation).
+pub async fn read(
     req: &HttpRequest,
-    body: Result<web::Bytes, actix_web::Error>,
-    limit: usize,
+    mut payload: web::Payload,
+    limits: &LimitSettings,
+) -> Result<web::Bytes, ApiError> {
+    require_json(req)?;
+    refuse_content_encoding(req)?;
+    let limit = limits.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+
+    let started = Instant::now();
+    let hard_deadline = started + limits.body_read_timeout();
+    let min_rate = limits.body_min_bytes_per_second.max(1) as f64;
+    let mut body = web::BytesMut::with_capacity(declared.map_or(8 * 1024, |n| n as usize));
+    loop {
+        // The moment the bytes received so far stop meeting the minimum rate.
+        let rate_deadline =
+            started + RATE_GRACE + Duration::from_secs_f64(body.len() as f64 / min_rate);
+        let chunk = tokio::time::timeout_at(rate_deadline.min(hard_deadline), payload.next())
+            .await
+            .map_err(|_| ApiError::BodyTimeout {
+                received: body.len(),
+            })?;
+        match chunk {
+            None => break,
+            Some(Ok(bytes)) => {
+                if body.len() + bytes.len() > limit {
+                    return Err(ApiError::PayloadTooLarge { limit });
+                }
+                body.extend_from_slice(&bytes);
+            }
+            Some(Err(e)) => return Err(payload_error(e, limit)),
+        }
+    }
+    Ok(body.freeze())
+}
+
+/// Parses a body that has been read completely.
+pub fn parse<T>(
+    body: &[u8],
     decode: impl FnOnce(&[u8]) -> serde_json::Result<T>,
 ) -> Result<T, ApiError> {
-    require_json(req)?;
-    let body = body.map_err(|e| match e.as_response_error().status_code().as_u16() {
-        413 => ApiError::PayloadTooLarge { limit },
-        _ => ApiError::MalformedJson(format!("could not read the body: {e}")),
-    })?;
-    decode(&body).map_err(|e| {
+    decode(body).map_err(|e| {
         if e.is_data() {
             ApiError::Validation(ValidationError::new(
                 ValidationCode::InvalidRequest,
@@ -28,6 +80,18 @@ pub fn parse<T>(
             ApiError::MalformedJson(e.to_string())
         }
     })
+}
+
+/// A fixed text per failure: the payload's own error messages are internal detail.
+fn payload_error(e: PayloadError, limit: usize) -> ApiError {
+    tracing::debug!(error.message = %e, "reading the request body failed");
+    match e {
+        PayloadError::Overflow => ApiError::PayloadTooLarge { limit },
+        PayloadError::Incomplete(_) => {
+            ApiError::MalformedJson("the body ended before it was complete".into())
+        }
+        _ => ApiError::MalformedJson("the body could not be read".into()),
+    }
 }
 
 fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
@@ -40,5 +104,25 @@ fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
         Ok(Some(m)) if m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json") => Ok(()),
         _ if given.is_empty() => Err(ApiError::UnsupportedMediaType("no Content-Type".into())),
         _ => Err(ApiError::UnsupportedMediaType(format!("{given:?}"))),
+    }
+}
+
+/// Request bodies are never decoded: any `Content-Encoding` but `identity` is a 415.
+fn refuse_content_encoding(req: &HttpRequest) -> Result<(), ApiError> {
+    let encodings: Vec<&[u8]> = req
+        .headers()
+        .get_all(CONTENT_ENCODING)
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case(b"identity"))
+        .collect();
+    match encodings.first() {
+        None => Ok(()),
+        Some(first) => {
+            let shown: String = String::from_utf8_lossy(first).chars().take(32).collect();
+            Err(ApiError::UnsupportedMediaType(format!(
+                "Content-Encoding {shown:?}: send the body uncompressed"
+            )))
+        }
     }
 }

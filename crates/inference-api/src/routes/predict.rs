@@ -44,7 +44,7 @@ impl Serialize for Probabilities<'_> {
 
 pub async fn predict(
     req: HttpRequest,
-    body: Result<web::Bytes, actix_web::Error>,
+    body: web::Payload,
     state: web::Data<AppState>,
     worker: web::Data<WorkerIndex>,
     coalescer: web::Data<Coalescer>,
@@ -52,10 +52,13 @@ pub async fn predict(
 ) -> Result<HttpResponse, ApiError> {
     let serving = state.model().ok_or(ApiError::NotReady)?;
     let model = &serving.model;
-    let mut log = LogFields {
+    req.extensions_mut().insert(LogFields {
         model: Some(model.name.clone()),
         rows: None,
-    };
+    });
+    let body = super::json::read(&req, body, &state.limits).await?;
+    // Admission once the body is here: a slow sender holds no slot.
+    let _permit = state.try_admit().ok_or(ApiError::Overloaded)?;
 
     let started = Instant::now();
     let how = Preprocessing {
@@ -63,11 +66,10 @@ pub async fn predict(
         max_rows: state.limits.max_batch_rows,
         missing: state.quality.missing_values,
     };
-    let parsed = super::json::parse(&req, body, state.limits.max_body_bytes, |b| {
-        PredictBody::from_json(b, how)
-    });
-    log.rows = parsed.as_ref().ok().map(PredictBody::row_count);
-    req.extensions_mut().insert(log);
+    let parsed = super::json::parse(&body, |b| PredictBody::from_json(b, how));
+    if let Some(log) = req.extensions_mut().get_mut::<LogFields>() {
+        log.rows = parsed.as_ref().ok().map(PredictBody::row_count);
+    }
     let matrix = parsed?.into_matrix(how).map_err(|e| {
         serving.handles.count_missing(&e.missing);
         ApiError::Validation(e)

@@ -5,8 +5,8 @@ use crate::helpers::{
 use inference_api::model::manifest::Manifest;
 use inference_api::model::{Engine, EngineError, LoadedModel, Output};
 use serde_json::{Value, json};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 
 fn valid_row() -> Vec<f64> {
     samples()[0].0.clone()
@@ -153,16 +153,49 @@ async fn a_body_over_the_limit_gets_413() {
     );
 }
 
+/// Blocks every run until released, then answers class 0 for each row (2 classes).
+struct BlockingEngine(Arc<(Mutex<bool>, Condvar)>);
+
+impl Engine for BlockingEngine {
+    fn run(&mut self, _: &[f32], rows: usize) -> Result<Output, EngineError> {
+        let (lock, cvar) = &*self.0;
+        let mut released = lock.lock().unwrap_or_else(|p| p.into_inner());
+        while !*released {
+            released = cvar.wait(released).unwrap_or_else(|p| p.into_inner());
+        }
+        Ok(Output {
+            labels: vec![0; rows],
+            probabilities: [1.0, 0.0].repeat(rows),
+        })
+    }
+}
+
 #[tokio::test]
 async fn over_the_in_flight_limit_answers_429_at_once() {
-    let app = spawn_app_with(|s| s.limits.max_in_flight = 1).await;
-    // A request whose body never finishes holds the only slot.
-    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
-        .await
-        .expect("connect");
-    slow.write_all(b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"features\": [")
-        .await
-        .expect("write");
+    let (app, loader) = spawn_unloaded_app_with(|s| s.limits.max_in_flight = 1).await;
+    let release = Arc::new((Mutex::new(false), Condvar::new()));
+    let text = std::fs::read_to_string(bundle_dir().join("model.json")).expect("manifest");
+    let raw: Value = serde_json::from_str(&text).expect("json");
+    let engines: Vec<Box<dyn Engine>> = (0..2)
+        .map(|_| Box::new(BlockingEngine(release.clone())) as Box<dyn Engine>)
+        .collect();
+    loader.publish(LoadedModel::new(
+        Manifest::parse(&text).expect("manifest"),
+        &raw,
+        engines,
+    ));
+    // A prediction running in the model holds the only slot.
+    let running = tokio::spawn({
+        let client = reqwest::Client::new();
+        let url = format!("{}/predict", app.address);
+        async move {
+            let r = client
+                .post(url)
+                .json(&json!({"features": valid_row()}))
+                .send();
+            r.await.expect("request").status().as_u16()
+        }
+    });
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let started = std::time::Instant::now();
@@ -174,8 +207,9 @@ async fn over_the_in_flight_limit_answers_429_at_once() {
         started.elapsed()
     );
 
-    drop(slow);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    *release.0.lock().expect("lock") = true;
+    release.1.notify_all();
+    assert_eq!(running.await.expect("first request"), 200);
     assert_eq!(
         app.post_predict(&json!({"features": valid_row()}))
             .await

@@ -1,6 +1,7 @@
 //! One integration-test binary for the inference API, against the real bundled model.
 
 mod errors;
+mod hardening;
 mod health;
 mod helpers;
 mod lifecycle;
