@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time setup of a Debian bookworm machine (or CI) for building, testing and benchmarking:
-#   - Debian packages: Prometheus 2.42 + promtool, Alertmanager 0.25 + amtool, wrk, node_exporter (bench)
+#   - Debian packages: Prometheus 2.42 + promtool, Alertmanager 0.25 + amtool, wrk, node_exporter (bench),
+#     docker-compose 1.29 and debootstrap (the compose test; the Docker daemon itself must be running)
 #   - the pinned ONNX Runtime library (.onnxruntime/, via scripts/fetch-onnxruntime.sh)
 #   - a Python venv (.venv/) with the tools the checks use (scripts/requirements-dev.txt)
 # Idempotent; needs root (or sudo) for apt-get. Non-interactive.
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 SUDO=()
 [ "$(id -u)" -eq 0 ] || SUDO=(sudo -E)
-packages=(prometheus prometheus-alertmanager wrk prometheus-node-exporter curl python3-venv)
+packages=(prometheus prometheus-alertmanager wrk prometheus-node-exporter curl python3-venv docker-compose debootstrap)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,0 +1,365 @@
+"""The compose test: docker-compose.yml built and run in the Docker engine, checked as a user would.
+
+Runs the project's own docker-compose.yml with tests/compose/docker-compose.standins.yml (stand-ins
+for the third-party images, made by tests/compose/images.sh) under the project name
+`modelwatch-test`, and checks: the images build from docker/Dockerfile; every container becomes
+healthy; every Prometheus target is up; POST /predict on 127.0.0.1:8000 classifies the held-out
+rows as validated; the demo traffic shows in the API's metrics; the exporter reports the host's
+root filesystem; logs are bounded; the models come read-only from the checkout; three replicas
+are all scraped and all served through :8000; stopping the API delivers InferenceApiDown by email
+and to Slack; `down -v` leaves nothing behind. Grafana has no stand-in and is not started.
+
+Prints one line per check and `N passed, N failed`; always tears the stack down, also on a
+failure, SIGTERM or Ctrl-C. Run it through scripts/compose-test.sh.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+PROJECT = os.environ.get("COMPOSE_TEST_PROJECT", "modelwatch-test")
+BUNDLE = ROOT / "models" / "breast-cancer"
+
+API = "http://127.0.0.1:8000"
+PROMETHEUS = "http://127.0.0.1:9090"
+MAILPIT = "http://127.0.0.1:8025"
+SLACK_SINK_PORT = int(os.environ.get("SLACK_SINK_PORT", "8026"))
+SLACK_SINK = f"http://127.0.0.1:{SLACK_SINK_PORT}"
+# Compose services the test leaves out: Grafana has no stand-in image anywhere here.
+LEFT_OUT = {"grafana"}
+JOBS = {"inference-api", "exporter", "traffic-gen", "prometheus", "alertmanager"}
+
+
+class Failed(Exception):
+    pass
+
+
+def compose_command() -> list[str]:
+    """`docker compose` (v2) when the plugin is there, else `docker-compose` (1.29)."""
+    v2 = subprocess.run(["docker", "compose", "version"], capture_output=True)
+    return ["docker", "compose"] if v2.returncode == 0 else ["docker-compose"]
+
+
+def wait_for(what: str, timeout: float, probe: Callable[[], object], every: float = 2.0):
+    """Calls probe until it returns something truthy; raises Failed with the last reason."""
+    deadline = time.monotonic() + timeout
+    last = "never checked"
+    while True:
+        try:
+            got = probe()
+            if got:
+                return got
+            last = "not yet"
+        except (Failed, requests.RequestException, ValueError, KeyError) as e:
+            last = str(e)
+        if time.monotonic() > deadline:
+            raise Failed(f"{what}: not within {timeout:.0f} s ({last})")
+        time.sleep(every)
+
+
+def promql(query: str) -> list[dict]:
+    r = requests.get(f"{PROMETHEUS}/api/v1/query", params={"query": query}, timeout=10)
+    r.raise_for_status()
+    return r.json()["data"]["result"]
+
+
+class ComposeTest:
+    def __init__(self) -> None:
+        self.compose = compose_command()
+        self.passed: list[str] = []
+        self.failed: list[str] = []
+        self.timings: dict[str, float] = {}
+        self.secret_dir = Path(tempfile.mkdtemp(prefix="modelwatch-compose-test."))
+        slack_file = self.secret_dir / "slack_webhook_url"
+        slack_file.write_text("http://slack-sink:8025/services/T000/B000/compose-test\n")
+        # Alertmanager runs as nobody: the secret file must be readable for it (secrets/README.md).
+        os.chmod(self.secret_dir, 0o755)
+        os.chmod(slack_file, 0o644)
+        self.env = dict(os.environ, SLACK_WEBHOOK_URL_FILE=str(slack_file),
+                        COMPOSE_DOCKER_CLI_BUILD="1", DOCKER_BUILDKIT="0")
+        self.services: list[str] = []
+        self.up_at = 0.0
+
+    # ------------------------------------------------------------------ plumbing
+    def run(self, *args: str, timeout: float = 600, check: bool = True,
+            log: Path | None = None) -> subprocess.CompletedProcess:
+        """Runs a compose command; with `log`, its output goes to that file as it comes."""
+        cmd = [*self.compose, "-p", PROJECT, "--project-directory", str(ROOT),
+               "-f", str(ROOT / "docker-compose.yml"), "-f", str(HERE / "docker-compose.standins.yml"), *args]
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "w") as out:
+                code = subprocess.run(cmd, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                      timeout=timeout).returncode
+            text = log.read_text(errors="replace")
+            done = subprocess.CompletedProcess(cmd, code, text, "")
+        else:
+            done = subprocess.run(cmd, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check and done.returncode != 0:
+            raise Failed(f"{' '.join(cmd[len(self.compose):])} exited {done.returncode}:\n"
+                         f"{(done.stdout + done.stderr)[-3000:]}")
+        return done
+
+    def containers(self, service: str | None = None) -> list[dict]:
+        labels = [f"label=com.docker.compose.project={PROJECT}"]
+        if service:
+            labels.append(f"label=com.docker.compose.service={service}")
+        ids = subprocess.run(["docker", "ps", "-aq", *[a for lab in labels for a in ("--filter", lab)]],
+                             capture_output=True, text=True, check=True).stdout.split()
+        if not ids:
+            return []
+        out = subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, check=True).stdout
+        return json.loads(out)
+
+    def check(self, name: str, fn: Callable[[], str | None]) -> bool:
+        t0 = time.monotonic()
+        try:
+            detail = fn()
+        except (Failed, requests.RequestException, subprocess.SubprocessError, AssertionError) as e:
+            self.failed.append(name)
+            print(f"FAIL  {name} ({time.monotonic() - t0:.0f} s)\n      {e}".replace("\n", "\n      "), flush=True)
+            return False
+        self.passed.append(name)
+        print(f"ok    {name} ({time.monotonic() - t0:.0f} s){': ' + detail if detail else ''}", flush=True)
+        return True
+
+    def skip_rest(self, names: list[str], why: str) -> None:
+        for name in names:
+            self.failed.append(name)
+            print(f"FAIL  {name}\n      not run: {why}", flush=True)
+
+    # ------------------------------------------------------------------ checks
+    def build(self) -> str:
+        t0 = time.monotonic()
+        log = ROOT / "target" / "compose-test" / "build.log"
+        print(f"      building the images (about 10 minutes the first time; output in {log})", flush=True)
+        self.run("build", timeout=3600, log=log)
+        self.timings["build"] = time.monotonic() - t0
+        sizes = []
+        for svc in ("inference-api", "exporter", "traffic-gen"):
+            image = f"modelwatch/{svc}:{os.environ.get('MODELWATCH_TAG', 'dev')}"
+            size = subprocess.run(["docker", "image", "inspect", "-f", "{{.Size}}", image],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+            sizes.append(f"{svc} {int(size) / 1e6:.0f} MB")
+        return f"{self.timings['build']:.0f} s; " + ", ".join(sizes)
+
+    def up_healthy(self) -> str:
+        self.services = [s for s in self.run("config", "--services").stdout.split() if s not in LEFT_OUT]
+        self.up_at = time.monotonic()
+        self.run("up", "-d", "--no-build", *self.services, timeout=600)
+
+        def all_healthy():
+            states = {}
+            for c in self.containers():
+                svc = c["Config"]["Labels"]["com.docker.compose.service"]
+                health = (c["State"].get("Health") or {}).get("Status", c["State"]["Status"])
+                states[f"{svc}/{c['Name'].lstrip('/')}"] = health
+            started = {k.split("/")[0] for k in states}
+            if started != set(self.services):
+                raise Failed(f"containers of {sorted(set(self.services) - started)} missing")
+            bad = {k: v for k, v in states.items() if v != "healthy"}
+            if bad:
+                raise Failed(f"not healthy: {bad}")
+            return states
+
+        states = wait_for("every container healthy", 300, all_healthy, every=1)
+        self.timings["healthy"] = time.monotonic() - self.up_at
+        return f"{len(states)} containers healthy {self.timings['healthy']:.0f} s after `up -d` (Grafana left out: no stand-in)"
+
+    def targets_up(self) -> str:
+        def all_up():
+            r = requests.get(f"{PROMETHEUS}/api/v1/targets", timeout=10)
+            r.raise_for_status()
+            active = r.json()["data"]["activeTargets"]
+            jobs = {t["labels"]["job"] for t in active}
+            if jobs != JOBS:
+                raise Failed(f"jobs {sorted(jobs)}, want {sorted(JOBS)}")
+            down = [f"{t['labels']['job']} {t['labels']['instance']}: {t['health']} {t.get('lastError', '')}"
+                    for t in active if t["health"] != "up"]
+            if down:
+                raise Failed("; ".join(down))
+            return len(active)
+
+        n = wait_for("every Prometheus target up", 120, all_up)
+        self.timings["targets"] = time.monotonic() - self.up_at
+        return f"{n} targets up {self.timings['targets']:.0f} s after `up -d`"
+
+    def predict(self) -> str:
+        with open(BUNDLE / "samples.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        features = [[float(v) for k, v in r.items() if k != "label"] for r in rows]
+        labels = [r["label"] for r in rows]
+        manifest = json.loads((BUNDLE / "model.json").read_text())
+        r = requests.post(f"{API}/predict", json={"instances": features}, timeout=10)
+        assert r.status_code == 200, f"POST /predict (all held-out rows): {r.status_code} {r.text[:300]}"
+        got = [p["label"] for p in r.json()["predictions"]]
+        accuracy = sum(g == w for g, w in zip(got, labels, strict=True)) / len(labels)
+        wanted = manifest["validation"]["scores"]["accuracy"]
+        assert abs(accuracy - wanted) < 0.5 / len(labels), \
+            f"accuracy on the held-out rows {accuracy:.5f}, the manifest says {wanted}"
+        right = next(i for i, (g, w) in enumerate(zip(got, labels)) if g == w)
+        one = requests.post(f"{API}/predict", json={"features": features[right]}, timeout=10)
+        assert one.status_code == 200, f"POST /predict (one row): {one.status_code} {one.text[:300]}"
+        assert one.json()["predictions"][0]["label"] == labels[right], one.text[:300]
+        return (f"held-out row {right} -> {labels[right]!r}; all {len(rows)} rows at accuracy {accuracy:.5f} "
+                f"(manifest {wanted})")
+
+    def demo_traffic(self) -> str:
+        def seen():
+            api = promql('sum(inference_http_requests_total{job="inference-api",route="/predict"})')
+            gen = promql('sum(traffic_requests_total{job="traffic-gen"})')
+            if not api or not gen or float(api[0]["value"][1]) <= 0 or float(gen[0]["value"][1]) <= 0:
+                raise Failed(f"api {api}, traffic-gen {gen}")
+            return float(api[0]["value"][1]), float(gen[0]["value"][1])
+
+        api, gen = wait_for("demo traffic in Prometheus", 90, seen)
+        self.timings["first_data"] = time.monotonic() - self.up_at
+        return f"API counted {api:.0f} /predict requests, traffic-gen sent {gen:.0f}"
+
+    def exporter_host_root(self) -> str:
+        result = wait_for("exporter's root filesystem series", 60,
+                          lambda: promql('system_filesystem_size_bytes{job="exporter",mountpoint="/"}'))
+        size = float(result[0]["value"][1])
+        assert size > 0, result
+        return f"mountpoint=\"/\" size {size / 1e9:.1f} GB (host / mounted without rslave)"
+
+    def logs_bounded(self) -> str:
+        unbounded = []
+        for c in self.containers():
+            log = c["HostConfig"]["LogConfig"]
+            if not (log.get("Config") or {}).get("max-size"):
+                unbounded.append(f"{c['Name']} ({log.get('Type')}, {log.get('Config')})")
+        assert not unbounded, f"container logs without max-size: {unbounded}"
+        return "every container: json-file, max-size 10m x 3"
+
+    def models_read_only(self) -> str:
+        wanted = str((ROOT / "models").resolve())
+        for svc in ("inference-api", "exporter", "traffic-gen"):
+            for c in self.containers(svc):
+                mounts = {m["Destination"]: m for m in c["Mounts"]}
+                m = mounts.get("/app/models")
+                assert m is not None, f"{svc}: nothing mounted at /app/models"
+                assert m["Type"] == "bind" and m["Source"] == wanted and not m["RW"], \
+                    f"{svc}: /app/models is {m['Type']} {m['Source']} rw={m['RW']}, want {wanted} read-only"
+        return f"{wanted} read-only in the API, exporter and traffic-gen"
+
+    def scaled(self) -> str:
+        self.run("up", "-d", "--no-build", "--no-recreate", "--scale", "inference-api=3", *self.services)
+
+        def three_up():
+            up = promql('up{job="inference-api"} == 1')
+            if len(up) != 3:
+                raise Failed(f"{len(up)} API targets up")
+            return sorted(s["metric"]["instance"] for s in up)
+
+        instances = wait_for("three API targets up", 150, three_up)
+        for i in range(30):
+            r = requests.post(f"{API}/predict", json={"features": [1.0] * 30}, timeout=10)
+            assert r.status_code == 200, f"request {i} through :8000 with 3 replicas: {r.status_code} {r.text[:200]}"
+
+        # The gateway spreads the demo traffic and the requests above over all three replicas.
+        def all_serve():
+            result = promql('sum by (instance) (increase(inference_http_requests_total'
+                            '{job="inference-api",route="/predict"}[1m]))')
+            served = {s["metric"]["instance"]: float(s["value"][1]) for s in result}
+            if len(served) != 3 or min(served.values()) <= 0:
+                raise Failed(f"/predict requests per replica over 1m: {served}")
+            return served
+
+        served = wait_for("every replica serving", 120, all_serve, every=5)
+        return "3 targets up (" + ", ".join(instances) + "); /predict per replica over 1m: " + \
+            ", ".join(f"{v:.0f}" for v in served.values())
+
+    def alert_delivered(self) -> str:
+        t0 = time.monotonic()
+        self.run("stop", "inference-api")
+
+        def delivered():
+            mail = requests.get(f"{MAILPIT}/api/v1/messages", timeout=5).json()["messages"]
+            slack = requests.get(f"{SLACK_SINK}/api/v1/messages", timeout=5).json()["messages"]
+            mails = [m for m in mail if "InferenceApiDown" in m["Subject"]]
+            posts = [m for m in slack if "InferenceApiDown" in json.dumps(m["Body"])]
+            if not mails or not posts:
+                raise Failed(f"{len(mails)} email(s), {len(posts)} Slack message(s) about InferenceApiDown "
+                             f"(all emails: {[m['Subject'] for m in mail]})")
+            return mails[0], posts[0]
+
+        mail, post = wait_for("InferenceApiDown delivered", 330, delivered, every=5)
+        self.timings["alert"] = time.monotonic() - t0
+        return f"email {mail['Subject']!r} and a Slack post {self.timings['alert']:.0f} s after stopping the API"
+
+    def nothing_left(self) -> str:
+        self.run("down", "-v", "--remove-orphans", timeout=300)
+        flt = ["--filter", f"label=com.docker.compose.project={PROJECT}"]
+        left = {kind: subprocess.run(["docker", kind, "ls", "-q", *flt] if kind != "container"
+                                     else ["docker", "ps", "-aq", *flt],
+                                     capture_output=True, text=True, check=True).stdout.split()
+                for kind in ("container", "volume", "network")}
+        assert not any(left.values()), f"left after down -v: {left}"
+        return "no container, volume or network of the project"
+
+    # ------------------------------------------------------------------ the run
+    def main(self) -> int:
+        print(f"compose test: {' '.join(self.compose)} ({self._compose_version()}), project {PROJECT}; "
+              "Grafana is not run (no Grafana image or stand-in exists here)", flush=True)
+        # A stack left over from an interrupted run would hold the ports.
+        self.run("down", "-v", "--remove-orphans", timeout=300, check=False)
+        try:
+            if not self.check("images build from docker/Dockerfile", self.build):
+                self.skip_rest(["the rest"], "no images")
+            elif not self.check("every container healthy", self.up_healthy):
+                self._logs()
+                self.skip_rest(["the rest"], "the stack is not healthy")
+            else:
+                self.check("every Prometheus target up", self.targets_up)
+                self.check("POST /predict on 127.0.0.1:8000 gives the validated classes", self.predict)
+                self.check("demo traffic shows in the API's metrics", self.demo_traffic)
+                self.check("exporter reports the host's root filesystem", self.exporter_host_root)
+                self.check("every container's log is bounded", self.logs_bounded)
+                self.check("models mounted read-only from the checkout", self.models_read_only)
+                self.check("--scale inference-api=3: three targets, all served through :8000", self.scaled)
+                if not self.check("stopping the API delivers InferenceApiDown by email and Slack",
+                                  self.alert_delivered):
+                    self._logs("alertmanager", "prometheus")
+        except KeyboardInterrupt:
+            print("interrupted: tearing down", flush=True)
+            self.failed.append("interrupted")
+        finally:
+            self.check("down -v leaves nothing behind", self.nothing_left)
+            for f in self.secret_dir.iterdir():
+                f.unlink()
+            self.secret_dir.rmdir()
+        t = self.timings
+        print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in t.items()), flush=True)
+        print(f"{len(self.passed)} passed, {len(self.failed)} failed", flush=True)
+        return 0 if not self.failed else 1
+
+    def _compose_version(self) -> str:
+        v = subprocess.run([*self.compose, "version", "--short"], capture_output=True, text=True)
+        return v.stdout.strip() or "unknown version"
+
+    def _logs(self, *services: str) -> None:
+        done = self.run("logs", "--no-color", "--tail", "30", *services, check=False)
+        print("---- container logs (last 30 lines each)\n" + done.stdout[-8000:], flush=True)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupt)
+    sys.exit(ComposeTest().main())
