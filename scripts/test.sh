@@ -24,5 +24,11 @@ scripts/check-monitoring.sh
 stage "release binaries"
 cargo build --release --locked --workspace --bins
 
+stage "attack suite (release builds)"
+scripts/attack.sh
+
 stage "end to end"
 scripts/e2e.sh
+
+stage "compose stack under Docker"
+scripts/compose-test.sh
