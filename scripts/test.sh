@@ -24,6 +24,9 @@ scripts/check-monitoring.sh
 stage "release binaries"
 cargo build --release --locked --workspace --bins
 
+stage "fuzz the parsers (crates/fuzz: seed 1, 200,000 inputs per target)"
+target/release/fuzz
+
 stage "attack suite (release builds)"
 scripts/attack.sh
 

@@ -101,6 +101,35 @@ impl PredictBody {
     }
 }
 
+/// Whether the fast path agrees with serde_json on `body`: whenever the fast path accepts a body,
+/// serde_json and validation must accept it too and give the same matrix, bit for bit (when it
+/// declines, serde_json alone decides). The fuzz target `predict_body` (crates/fuzz) checks this
+/// on mutated bodies.
+pub fn fast_path_agrees(body: &[u8], how: Preprocessing<'_>) -> Result<(), String> {
+    let Some(fast) = super::fast_json::parse(body, how.schema.len(), how.max_rows) else {
+        return Ok(());
+    };
+    let sent: PredictRequest = serde_json::from_slice(body)
+        .map_err(|e| format!("the fast path accepted a body serde_json refuses: {e}"))?;
+    let slow = sent.into_matrix(how).map_err(|e| {
+        format!(
+            "the fast path accepted a body validation refuses: {}",
+            e.message
+        )
+    })?;
+    let same_bits = |a: &[f32], b: &[f32]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    };
+    if fast.rows != slow.rows || !same_bits(&fast.values, &slow.values) || !slow.imputed.is_empty()
+    {
+        return Err(format!(
+            "the paths disagree: fast {} rows {:?}, serde {} rows {:?}",
+            fast.rows, fast.values, slow.rows, slow.values
+        ));
+    }
+    Ok(())
+}
+
 /// One row as sent.
 #[derive(Debug, PartialEq)]
 pub enum RowInput {

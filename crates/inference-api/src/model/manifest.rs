@@ -88,6 +88,10 @@ impl Manifest {
     /// Parses and checks the manifest's internal consistency.
     pub fn parse(json: &str) -> Result<Self, String> {
         let m: Manifest = serde_json::from_str(json).map_err(|e| format!("model.json: {e}"))?;
+        // The name is the `model` label of every series: the exporter refuses an empty one too.
+        if m.name.trim().is_empty() {
+            return Err("model.json: `name` is empty".into());
+        }
         if m.features.is_empty() {
             return Err("model.json lists no features".into());
         }
@@ -178,6 +182,13 @@ mod tests {
         let mut raw: serde_json::Value = serde_json::from_str(&bundled()).expect("json");
         raw["trained_at"] = serde_json::json!("yesterday");
         assert!(Manifest::parse(&raw.to_string()).is_err());
+        // Found by the fuzz target `manifest`: the exporter refused it, the API served it.
+        let mut raw: serde_json::Value = serde_json::from_str(&bundled()).expect("json");
+        raw["name"] = serde_json::json!(" ");
+        assert_eq!(
+            Manifest::parse(&raw.to_string()).expect_err("rejected"),
+            "model.json: `name` is empty"
+        );
     }
 
     #[test]
