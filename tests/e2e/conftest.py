@@ -62,6 +62,22 @@ class Stack:
         self.procs[name] = p
         return p
 
+    def start_service(self, name: str) -> Process:
+        """Starts Alertmanager, Prometheus or the exporter (again, on the same data directory and
+        port after a stop or a crash) and waits until it is ready."""
+        work, ports = self.work, self.ports
+        argv, env, ready = {
+            "alertmanager": (harness.alertmanager_argv(self.rendered.alertmanager_config, work / "am-data",
+                                                       ports.alertmanager), None, f"{self.am.base}/-/ready"),
+            "prometheus": (harness.prometheus_argv(self.rendered.prometheus_config, work / "prom-data",
+                                                   ports.prometheus), None, f"{self.prom.base}/-/ready"),
+            "exporter": ([harness.RELEASE / "exporter"], harness.exporter_env(ports.exporter, self.bundle),
+                         f"http://127.0.0.1:{ports.exporter}/health"),
+        }[name]
+        p = self.start(name, argv, env)
+        wait_for(f"{name} {ready} = 200", lambda: http_ok(ready), STARTUP_TIMEOUT, detail=lambda: self.logs([name]))
+        return p
+
     def start_api(self) -> Process:
         p = self.start("inference-api", [harness.RELEASE / "inference-api"], harness.api_env(self.ports.api))
         wait_for("inference-api GET /ready = 200", lambda: http_ok(f"http://127.0.0.1:{self.ports.api}/ready"),
@@ -178,14 +194,9 @@ def stack(request):
     SUMMARY.append(f"work dir {work} (removed at the end); ports {ports}")
     SUMMARY.append("rewrites of the committed configuration:\n  " + "\n  ".join(rendered.changes))
 
-    s.start("alertmanager", harness.alertmanager_argv(rendered.alertmanager_config, work / "am-data", ports.alertmanager))
-    s.start("prometheus", harness.prometheus_argv(rendered.prometheus_config, work / "prom-data", ports.prometheus))
-    s.start("exporter", [harness.RELEASE / "exporter"], harness.exporter_env(ports.exporter, bundle))
+    for name in ("alertmanager", "prometheus", "exporter"):
+        s.start_service(name)
     s.start_api()
-    for name, url in (("alertmanager", f"{s.am.base}/-/ready"), ("prometheus", f"{s.prom.base}/-/ready"),
-                      ("exporter", f"http://127.0.0.1:{ports.exporter}/health")):
-        wait_for(f"{name} {url} = 200", lambda url=url: http_ok(url), STARTUP_TIMEOUT,
-                 detail=lambda name=name: s.logs([name]))
     yield s
     _STACK = None
 

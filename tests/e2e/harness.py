@@ -274,6 +274,15 @@ class Process:
             self._log_file.close()
         return self.popen.returncode
 
+    def kill(self) -> None:
+        """SIGKILL to the process group, as a crash or the OOM killer would."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(5)
+        if not self._log_file.closed:
+            self._log_file.close()
+
     def tail(self, lines: int = 20) -> str:
         try:
             text = self.log.read_text(errors="replace").splitlines()
