@@ -341,10 +341,10 @@ def system() -> dict:
               "short", min=0),
         panel(PANEL_MEMORY_RATIO, "timeseries", "Memory used ratio",
               "system_memory_used_bytes / system_memory_total_bytes (instance:system_memory_used:ratio). "
-              "HighMemoryUsage fires above 85% for 5m.",
+              "HighMemoryUsage fires above 80% for 5m.",
               (16, 1, 8, 8),
               [target(f"instance:system_memory_used:ratio{{{I}}}", "{{instance}}")],
-              "percentunit", min=0, max=1, thresholds=thresholds((0.85, "red")), threshold_line=True),
+              "percentunit", min=0, max=1, thresholds=thresholds((0.8, "red")), threshold_line=True),
         panel(4, "timeseries", "Memory",
               "Total, used and available memory, and swap, as the exporter sees the machine. "
               "(system_memory_limit_bytes, the exporter's own cgroup limit, is exported only where "
