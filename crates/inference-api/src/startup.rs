@@ -40,16 +40,22 @@ impl ModelLoader {
         let workers = self.workers;
         let model = tokio::task::spawn_blocking(move || load_bundle(&settings, workers)).await??;
         let (ort_version, ort_build) = loader::runtime_description(&self.settings);
+        let (name, version, sessions) = (
+            model.manifest.name.clone(),
+            model.manifest.version.clone(),
+            model.sessions(),
+        );
+        // Published before it is logged: whoever reads "model loaded" can predict at once.
+        self.publish(model);
         tracing::info!(
-            model = %model.manifest.name,
-            model_version = %model.manifest.version,
-            sessions = model.sessions(),
+            model = %name,
+            model_version = %version,
+            sessions,
             onnxruntime_version = %ort_version,
             onnxruntime_build = %ort_build,
             bundle_dir = %self.settings.bundle_dir.display(),
             "model loaded"
         );
-        self.publish(model);
         Ok(())
     }
 

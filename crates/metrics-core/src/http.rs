@@ -41,6 +41,11 @@ pub struct RouteLabels {
 
 /// `<prefix>_http_requests_total`, `<prefix>_http_request_duration_seconds`,
 /// `<prefix>_http_requests_in_flight`.
+/// Requests refused by actix-http's own HTTP/1 parser, counted by the telemetry layer (they never
+/// reach the middleware). One per process, registered by every [`HttpMetrics`].
+pub static PROTOCOL_ERRORS: std::sync::LazyLock<Counter> =
+    std::sync::LazyLock::new(Counter::default);
+
 #[derive(Clone)]
 pub struct HttpMetrics {
     requests: Family<RequestLabels, Counter>,
@@ -71,6 +76,11 @@ impl HttpMetrics {
             "http_requests_in_flight",
             "HTTP requests being processed right now",
             metrics.in_flight.clone(),
+        );
+        registry.register(
+            "http_protocol_errors",
+            "Requests refused by the HTTP/1 parser (bad Content-Length, oversize head, ...): answered 400 or 431 before routing, so not in http_requests_total",
+            PROTOCOL_ERRORS.clone(),
         );
         metrics
     }

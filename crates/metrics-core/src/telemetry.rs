@@ -17,10 +17,16 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::set_global_default;
 use tracing::{Event, Level, Subscriber};
 use tracing_log::NormalizeEvent;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Registry, layer::SubscriberExt};
+
+/// Where actix-http reports, at ERROR, each connection whose request its HTTP/1 parser refused
+/// (a bad `Content-Length`, `Content-Length` with `Transfer-Encoding`, an oversize head, too many
+/// headers) and answered itself with an empty 400 or 431, before any application code runs.
+const PROTOCOL_ERROR_TARGET: &str = "actix_http::h1::dispatcher";
 
 /// A subscriber writing bunyan JSON lines to `sink`. `RUST_LOG` wins over `default_filter`.
 pub fn get_subscriber<Sink>(
@@ -31,11 +37,32 @@ pub fn get_subscriber<Sink>(
 where
     Sink: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(default_filter))
+        // Refused requests are counted (below), not logged: a client must not be able to fill
+        // the error log. Nothing else is logged under this target.
+        .add_directive(
+            format!("{PROTOCOL_ERROR_TARGET}=off")
+                .parse()
+                .expect("a valid directive"),
+        );
     Registry::default()
-        .with(filter)
-        .with(BunyanLayer::new(name, sink))
+        .with(BunyanLayer::new(name, sink).with_filter(filter))
+        .with(
+            ProtocolErrorCounter
+                .with_filter(Targets::new().with_target(PROTOCOL_ERROR_TARGET, Level::ERROR)),
+        )
+}
+
+/// Counts actix-http's refusals of malformed requests into
+/// [`crate::http::PROTOCOL_ERRORS`] (exposed by every [`crate::http::HttpMetrics`] as
+/// `<prefix>_http_protocol_errors_total`): they never reach the HTTP middleware.
+struct ProtocolErrorCounter;
+
+impl<S: Subscriber> Layer<S> for ProtocolErrorCounter {
+    fn on_event(&self, _event: &Event<'_>, _ctx: Context<'_, S>) {
+        crate::http::PROTOCOL_ERRORS.inc();
+    }
 }
 
 /// Stdout through a background thread that writes whole batches of lines, so request handlers
@@ -330,6 +357,21 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
             .collect()
+    }
+
+    #[test]
+    fn refused_requests_are_counted_not_logged() {
+        let before = crate::http::PROTOCOL_ERRORS.get();
+        let lines = lines_of(|| {
+            // What actix-http emits for a request its parser refuses.
+            tracing::error!(target: "actix_http::h1::dispatcher", "stream error: request parse error: invalid Header provided");
+            tracing::error!(target: "actix_http::h1::dispatcher", "stream error: request parse error: message head is too large");
+            tracing::error!("a real error");
+        });
+        assert_eq!(crate::http::PROTOCOL_ERRORS.get() - before, 2);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["msg"], "a real error");
+        assert_eq!(lines[0]["level"], 50);
     }
 
     #[test]

@@ -231,3 +231,40 @@ async fn a_percent_encoded_path_is_counted_under_the_route_that_served_it() {
     );
     assert!(!text.contains(r#"route="unmatched""#), "{text}");
 }
+
+/// Requests actix-web's HTTP/1 parser refuses never reach the app: they get its own empty 400 or
+/// 431 (not the documented error body: actix-http has no hook for it), and are counted in
+/// `inference_http_protocol_errors_total` instead of being logged at ERROR.
+#[tokio::test]
+async fn requests_the_http_parser_refuses_are_counted() {
+    let app = spawn_app().await;
+    let many_headers: String = (0..120).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let cases = [
+        (
+            "POST /predict HTTP/1.1\r\nHost: t\r\nContent-Length: abc".to_owned(),
+            400,
+        ),
+        (
+            "POST /predict HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked"
+                .to_owned(),
+            400,
+        ),
+        (
+            format!(
+                "GET /health HTTP/1.1\r\nHost: t\r\n{}",
+                many_headers.trim_end()
+            ),
+            431,
+        ),
+    ];
+    for (head, want) in &cases {
+        let (status, _) = raw_exchange(app.port, head, b"").await;
+        assert_eq!(status, *want, "{head}");
+    }
+    let text = app.metrics().await;
+    assert_eq!(
+        sample(&text, "inference_http_protocol_errors_total"),
+        Some(cases.len() as f64),
+        "{text}"
+    );
+}
