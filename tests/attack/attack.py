@@ -149,8 +149,10 @@ def api_attacks(suite: Suite) -> None:
             return f"{len(bomb) / 1e6:.1f} MB gzip of 1 GB, once and 32 at once: 415, RSS {idle:.0f} -> {peak:.0f} MB"
 
         def stalled_senders() -> str:
+            # Each declares a body just under the limit (2 MiB), then stalls or trickles.
             head = (b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                    b"Content-Length: 5000\r\n\r\n{\"features\":[")
+                    b"Content-Length: 2000000\r\n\r\n{\"features\":[")
+            idle = rss_mb(api.proc.pid)
             socks = []
             for _ in range(300):
                 s = socket.create_connection(("127.0.0.1", api.port), timeout=10)
@@ -171,6 +173,7 @@ def api_attacks(suite: Suite) -> None:
                         answers[s] = f"error {e}".encode()
 
             statuses = []
+            peak = idle
             deadline = time.monotonic() + 10
             next_trickle = time.monotonic() + 1
             with requests.Session() as client:
@@ -179,6 +182,7 @@ def api_attacks(suite: Suite) -> None:
                                     headers={"content-type": "application/json"}, timeout=10)
                     statuses.append(r.status_code)
                     collect_answers(0)
+                    peak = max(peak, rss_mb(api.proc.pid))
                     if time.monotonic() >= next_trickle:
                         next_trickle += 1
                         for s in socks[:50]:
@@ -195,7 +199,9 @@ def api_attacks(suite: Suite) -> None:
             ok = statuses.count(200)
             assert ok == len(statuses), f"{ok} of {len(statuses)} normal predictions got 200: {set(statuses)}"
             assert answered == 300, f"{answered} of 300 slow senders got 408"
-            return f"300 stalled/trickling senders: all 408; {ok}/{len(statuses)} normal predictions 200 meanwhile"
+            assert peak - idle < 50, f"RSS {idle:.0f} MB idle, {peak:.0f} MB with the slow senders"
+            return (f"300 stalled/trickling senders declaring 2 MB each: all 408, RSS {idle:.0f} -> {peak:.0f} MB; "
+                    f"{ok}/{len(statuses)} normal predictions 200 meanwhile")
 
         def bad_encodings() -> str:
             codes = []

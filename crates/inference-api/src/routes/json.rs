@@ -41,7 +41,10 @@ pub async fn read(
     let started = Instant::now();
     let hard_deadline = started + limits.body_read_timeout();
     let min_rate = limits.body_min_bytes_per_second.max(1) as f64;
-    let mut body = web::BytesMut::with_capacity(declared.map_or(8 * 1024, |n| n as usize));
+    // Room for the declared length, but no more than 64 KiB before the bytes arrive: a client
+    // that only declares a large body must not make the API reserve it.
+    let mut body =
+        web::BytesMut::with_capacity(declared.map_or(8 * 1024, |n| n as usize).min(64 * 1024));
     loop {
         // The moment the bytes received so far stop meeting the minimum rate.
         let rate_deadline =
