@@ -21,12 +21,8 @@ py=.venv/bin/python
 start=$SECONDS
 tests/compose/images.sh
 echo "compose test: base and stand-in images ready in $(( SECONDS - start )) s"
-status=0
-# In the background so that a SIGTERM/SIGINT to this script reaches it, and it tears down.
-"$py" -u tests/compose/compose_test.py &
-child=$!
-trap 'kill -TERM "$child" 2>/dev/null' TERM INT
-wait "$child" || status=$?
-if kill -0 "$child" 2>/dev/null; then wait "$child" || status=$?; fi
+# A child that gets a SIGTERM/SIGINT sent to this script, and then tears the stack down.
+source scripts/lib/foreground.sh
+run_child "$py" -u tests/compose/compose_test.py
 echo "compose test: total $(( SECONDS - start )) s, exit $status"
 exit "$status"

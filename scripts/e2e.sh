@@ -26,14 +26,9 @@ if [ "$missing" = 1 ] || [ "${E2E_BUILD:-0}" = 1 ]; then
 fi
 
 start=$(date +%s)
-status=0
-# pytest runs in the background so a SIGTERM/SIGINT to this script reaches it (its fixtures then
-# stop every process they started and remove the temporary directory).
-"$py" -m pytest tests/e2e -x -q -p no:cacheprovider -rs "$@" &
-child=$!
-trap 'kill -TERM "$child" 2>/dev/null' TERM INT
-wait "$child" || status=$?
-# A trapped signal interrupts `wait`; wait again for pytest's teardown.
-if kill -0 "$child" 2>/dev/null; then wait "$child" || status=$?; fi
+# pytest runs as a child that gets a SIGTERM/SIGINT sent to this script (its fixtures then stop
+# every process they started and remove the temporary directory).
+source scripts/lib/foreground.sh
+run_child "$py" -m pytest tests/e2e -x -q -p no:cacheprovider -rs "$@"
 echo "e2e: total $(( $(date +%s) - start )) s, exit $status"
 exit "$status"

@@ -25,15 +25,12 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from harness import free_port, http_ok, wait_for  # noqa: E402  (the end-to-end test's helpers)
+
 RELEASE = ROOT / "target" / "release"
 BUNDLE = ROOT / "models" / "breast-cancer"
 ONNXRUNTIME = ROOT / ".onnxruntime" / "libonnxruntime.so.1.31.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float:
@@ -41,18 +38,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
-
-
-def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer 200 within {timeout} s")
 
 
 def first_row() -> list[float]:
@@ -68,7 +53,7 @@ class Server:
         self.proc = subprocess.Popen([str(RELEASE / binary), "serve"], cwd=ROOT, env=full,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.port}"
-        wait_http(self.url + health)
+        wait_for(f"{binary} {health} = 200", lambda: http_ok(self.url + health), 30, interval=0.1)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)

@@ -30,6 +30,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from harness import wait_for  # noqa: E402  (the end-to-end test's polling helper)
 PROJECT = os.environ.get("COMPOSE_TEST_PROJECT", "modelwatch-test")
 BUNDLE = ROOT / "models" / "breast-cancer"
 
@@ -51,23 +53,6 @@ def compose_command() -> list[str]:
     """`docker compose` (v2) when the plugin is there, else `docker-compose` (1.29)."""
     v2 = subprocess.run(["docker", "compose", "version"], capture_output=True)
     return ["docker", "compose"] if v2.returncode == 0 else ["docker-compose"]
-
-
-def wait_for(what: str, timeout: float, probe: Callable[[], object], every: float = 2.0):
-    """Calls probe until it returns something truthy; raises Failed with the last reason."""
-    deadline = time.monotonic() + timeout
-    last = "never checked"
-    while True:
-        try:
-            got = probe()
-            if got:
-                return got
-            last = "not yet"
-        except (Failed, requests.RequestException, ValueError, KeyError) as e:
-            last = str(e)
-        if time.monotonic() > deadline:
-            raise Failed(f"{what}: not within {timeout:.0f} s ({last})")
-        time.sleep(every)
 
 
 def promql(query: str) -> list[dict]:
@@ -175,7 +160,7 @@ class ComposeTest:
                 raise Failed(f"not healthy: {bad}")
             return states
 
-        states = wait_for("every container healthy", 300, all_healthy, every=1)
+        states = wait_for("every container healthy", all_healthy, 300, interval=1)
         self.timings["healthy"] = time.monotonic() - self.up_at
         return f"{len(states)} containers healthy {self.timings['healthy']:.0f} s after `up -d` (Grafana left out: no stand-in)"
 
@@ -193,7 +178,7 @@ class ComposeTest:
                 raise Failed("; ".join(down))
             return len(active)
 
-        n = wait_for("every Prometheus target up", 120, all_up)
+        n = wait_for("every Prometheus target up", all_up, 120, interval=2)
         self.timings["targets"] = time.monotonic() - self.up_at
         return f"{n} targets up {self.timings['targets']:.0f} s after `up -d`"
 
@@ -225,13 +210,13 @@ class ComposeTest:
                 raise Failed(f"api {api}, traffic-gen {gen}")
             return float(api[0]["value"][1]), float(gen[0]["value"][1])
 
-        api, gen = wait_for("demo traffic in Prometheus", 90, seen)
+        api, gen = wait_for("demo traffic in Prometheus", seen, 90, interval=2)
         self.timings["first_data"] = time.monotonic() - self.up_at
         return f"API counted {api:.0f} /predict requests, traffic-gen sent {gen:.0f}"
 
     def exporter_host_root(self) -> str:
-        result = wait_for("exporter's root filesystem series", 60,
-                          lambda: promql('system_filesystem_size_bytes{job="exporter",mountpoint="/"}'))
+        result = wait_for("exporter's root filesystem series",
+                          lambda: promql('system_filesystem_size_bytes{job="exporter",mountpoint="/"}'), 60, interval=2)
         size = float(result[0]["value"][1])
         assert size > 0, result
         return f"mountpoint=\"/\" size {size / 1e9:.1f} GB (host / mounted without rslave)"
@@ -265,7 +250,7 @@ class ComposeTest:
                 raise Failed(f"{len(up)} API targets up")
             return sorted(s["metric"]["instance"] for s in up)
 
-        instances = wait_for("three API targets up", 150, three_up)
+        instances = wait_for("three API targets up", three_up, 150, interval=2)
         for i in range(30):
             r = requests.post(f"{API}/predict", json={"features": [1.0] * 30}, timeout=10)
             assert r.status_code == 200, f"request {i} through :8000 with 3 replicas: {r.status_code} {r.text[:200]}"
@@ -279,7 +264,7 @@ class ComposeTest:
                 raise Failed(f"/predict requests per replica over 1m: {served}")
             return served
 
-        served = wait_for("every replica serving", 120, all_serve, every=5)
+        served = wait_for("every replica serving", all_serve, 120, interval=5)
         return "3 targets up (" + ", ".join(instances) + "); /predict per replica over 1m: " + \
             ", ".join(f"{v:.0f}" for v in served.values())
 
@@ -297,7 +282,7 @@ class ComposeTest:
                              f"(all emails: {[m['Subject'] for m in mail]})")
             return mails[0], posts[0]
 
-        mail, post = wait_for("InferenceApiDown delivered", 330, delivered, every=5)
+        mail, post = wait_for("InferenceApiDown delivered", delivered, 330, interval=5)
         self.timings["alert"] = time.monotonic() - t0
         return f"email {mail['Subject']!r} and a Slack post {self.timings['alert']:.0f} s after stopping the API"
 
