@@ -112,17 +112,16 @@ fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
 
 /// Request bodies are never decoded: any `Content-Encoding` but `identity` is a 415.
 fn refuse_content_encoding(req: &HttpRequest) -> Result<(), ApiError> {
-    let encodings: Vec<&[u8]> = req
+    let encoding = req
         .headers()
         .get_all(CONTENT_ENCODING)
         .flat_map(|v| v.as_bytes().split(|b| *b == b','))
         .map(<[u8]>::trim_ascii)
-        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case(b"identity"))
-        .collect();
-    match encodings.first() {
+        .find(|e| !e.is_empty() && !e.eq_ignore_ascii_case(b"identity"));
+    match encoding {
         None => Ok(()),
-        Some(first) => {
-            let shown: String = String::from_utf8_lossy(first).chars().take(32).collect();
+        Some(e) => {
+            let shown: String = String::from_utf8_lossy(e).chars().take(32).collect();
             Err(ApiError::UnsupportedMediaType(format!(
                 "Content-Encoding {shown:?}: send the body uncompressed"
             )))
