@@ -31,12 +31,12 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from harness import wait_for  # noqa: E402  (the end-to-end test's polling helper)
+from harness import PromApi, wait_for  # noqa: E402  (the end-to-end test's helpers)
 PROJECT = os.environ.get("COMPOSE_TEST_PROJECT", "modelwatch-test")
 BUNDLE = ROOT / "models" / "breast-cancer"
 
 API = "http://127.0.0.1:8000"
-PROMETHEUS = "http://127.0.0.1:9090"
+PROMETHEUS = PromApi(9090)
 MAILPIT = "http://127.0.0.1:8025"
 SLACK_SINK_PORT = int(os.environ.get("SLACK_SINK_PORT", "8026"))
 SLACK_SINK = f"http://127.0.0.1:{SLACK_SINK_PORT}"
@@ -53,12 +53,6 @@ def compose_command() -> list[str]:
     """`docker compose` (v2) when the plugin is there, else `docker-compose` (1.29)."""
     v2 = subprocess.run(["docker", "compose", "version"], capture_output=True)
     return ["docker", "compose"] if v2.returncode == 0 else ["docker-compose"]
-
-
-def promql(query: str) -> list[dict]:
-    r = requests.get(f"{PROMETHEUS}/api/v1/query", params={"query": query}, timeout=10)
-    r.raise_for_status()
-    return r.json()["data"]["result"]
 
 
 class ComposeTest:
@@ -166,9 +160,7 @@ class ComposeTest:
 
     def targets_up(self) -> str:
         def all_up():
-            r = requests.get(f"{PROMETHEUS}/api/v1/targets", timeout=10)
-            r.raise_for_status()
-            active = r.json()["data"]["activeTargets"]
+            active = PROMETHEUS.targets()
             jobs = {t["labels"]["job"] for t in active}
             if jobs != JOBS:
                 raise Failed(f"jobs {sorted(jobs)}, want {sorted(JOBS)}")
@@ -204,8 +196,8 @@ class ComposeTest:
 
     def demo_traffic(self) -> str:
         def seen():
-            api = promql('sum(inference_http_requests_total{job="inference-api",route="/predict"})')
-            gen = promql('sum(traffic_requests_total{job="traffic-gen"})')
+            api = PROMETHEUS.query('sum(inference_http_requests_total{job="inference-api",route="/predict"})')
+            gen = PROMETHEUS.query('sum(traffic_requests_total{job="traffic-gen"})')
             if not api or not gen or float(api[0]["value"][1]) <= 0 or float(gen[0]["value"][1]) <= 0:
                 raise Failed(f"api {api}, traffic-gen {gen}")
             return float(api[0]["value"][1]), float(gen[0]["value"][1])
@@ -216,7 +208,7 @@ class ComposeTest:
 
     def exporter_host_root(self) -> str:
         result = wait_for("exporter's root filesystem series",
-                          lambda: promql('system_filesystem_size_bytes{job="exporter",mountpoint="/"}'), 60, interval=2)
+                          lambda: PROMETHEUS.query('system_filesystem_size_bytes{job="exporter",mountpoint="/"}'), 60, interval=2)
         size = float(result[0]["value"][1])
         assert size > 0, result
         return f"mountpoint=\"/\" size {size / 1e9:.1f} GB (host / mounted without rslave)"
@@ -245,7 +237,7 @@ class ComposeTest:
         self.run("up", "-d", "--no-build", "--no-recreate", "--scale", "inference-api=3", *self.services)
 
         def three_up():
-            up = promql('up{job="inference-api"} == 1')
+            up = PROMETHEUS.query('up{job="inference-api"} == 1')
             if len(up) != 3:
                 raise Failed(f"{len(up)} API targets up")
             return sorted(s["metric"]["instance"] for s in up)
@@ -257,7 +249,7 @@ class ComposeTest:
 
         # The gateway spreads the demo traffic and the requests above over all three replicas.
         def all_serve():
-            result = promql('sum by (instance) (increase(inference_http_requests_total'
+            result = PROMETHEUS.query('sum by (instance) (increase(inference_http_requests_total'
                             '{job="inference-api",route="/predict"}[1m]))')
             served = {s["metric"]["instance"]: float(s["value"][1]) for s in result}
             if len(served) != 3 or min(served.values()) <= 0:

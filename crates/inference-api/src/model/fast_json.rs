@@ -182,12 +182,12 @@ impl Cursor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::features::{FeatureSchema, MissingPolicy, PredictRequest, Preprocessing};
+    use crate::model::features::{FeatureSchema, MissingPolicy, Preprocessing, fast_path_agrees};
 
     const MAX_ROWS: usize = 3;
 
-    /// Wherever the fast path answers, serde_json and `into_matrix` must give the same matrix,
-    /// bit for bit.
+    /// Whether the fast path answered `body`; wherever it does, serde_json and `into_matrix`
+    /// must give the same matrix, bit for bit.
     fn agrees(body: &str, width: usize) -> bool {
         let schema = FeatureSchema::new(
             (0..width).map(|i| format!("f{i}")).collect(),
@@ -198,22 +198,7 @@ mod tests {
             max_rows: MAX_ROWS,
             missing: MissingPolicy::Reject,
         };
-        let slow = serde_json::from_str::<PredictRequest>(body)
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.into_matrix(how).map_err(|e| e.message));
-        match (parse(body.as_bytes(), width, MAX_ROWS), slow) {
-            (Some(f), Ok(s)) => {
-                let bits =
-                    |m: &FeatureMatrix| m.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                assert_eq!((f.rows, bits(&f)), (s.rows, bits(&s)), "{body}");
-                assert!(f.imputed.is_empty());
-                true
-            }
-            (Some(f), Err(e)) => {
-                panic!("fast path accepted {body} as {f:?}, the slow path says {e}")
-            }
-            (None, _) => false,
-        }
+        fast_path_agrees(body.as_bytes(), how).unwrap_or_else(|e| panic!("{body}: {e}"))
     }
 
     #[test]

@@ -103,11 +103,11 @@ impl PredictBody {
 
 /// Whether the fast path agrees with serde_json on `body`: whenever the fast path accepts a body,
 /// serde_json and validation must accept it too and give the same matrix, bit for bit (when it
-/// declines, serde_json alone decides). The fuzz target `predict_body` (crates/fuzz) checks this
-/// on mutated bodies.
-pub fn fast_path_agrees(body: &[u8], how: Preprocessing<'_>) -> Result<(), String> {
+/// declines, serde_json alone decides). `Ok(true)` when the fast path answered. The fast path's
+/// tests and the fuzz target `predict_body` (crates/fuzz) check this.
+pub fn fast_path_agrees(body: &[u8], how: Preprocessing<'_>) -> Result<bool, String> {
     let Some(fast) = super::fast_json::parse(body, how.schema.len(), how.max_rows) else {
-        return Ok(());
+        return Ok(false);
     };
     let sent: PredictRequest = serde_json::from_slice(body)
         .map_err(|e| format!("the fast path accepted a body serde_json refuses: {e}"))?;
@@ -117,17 +117,17 @@ pub fn fast_path_agrees(body: &[u8], how: Preprocessing<'_>) -> Result<(), Strin
             e.message
         )
     })?;
-    let same_bits = |a: &[f32], b: &[f32]| {
-        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
-    };
-    if fast.rows != slow.rows || !same_bits(&fast.values, &slow.values) || !slow.imputed.is_empty()
+    let bits = |m: &FeatureMatrix| m.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    if (fast.rows, bits(&fast)) != (slow.rows, bits(&slow))
+        || !fast.imputed.is_empty()
+        || !slow.imputed.is_empty()
     {
         return Err(format!(
             "the paths disagree: fast {} rows {:?}, serde {} rows {:?}",
             fast.rows, fast.values, slow.rows, slow.values
         ));
     }
-    Ok(())
+    Ok(true)
 }
 
 /// One row as sent.
