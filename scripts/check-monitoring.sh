@@ -50,7 +50,9 @@ step "promtool test rules" promtool test rules prometheus/tests/*.yml
 # --------------------------------------------------------------------------- Alertmanager
 step "amtool check-config" amtool check-config alertmanager/alertmanager.yml
 
-# Routing: critical -> email + Slack, warning -> email, Watchdog -> nobody.
+# Routing, as the table in RUNBOOK.md says: the three specified alerts, the API's availability
+# and model quality -> email + Slack (Grafana-managed copies too), other warnings -> email,
+# Watchdog -> nobody. Inhibition is checked against a running Alertmanager further down.
 routes_ok() {
   local got ok=0
   while read -r want labels; do
@@ -63,8 +65,17 @@ routes_ok() {
   done <<'ROUTES'
 email-and-slack alertname=HighErrorRate severity=critical job=inference-api
 email-and-slack alertname=HighErrorRate severity=critical source=grafana
-email alertname=HighLatencyP99 severity=warning job=inference-api
+email-and-slack alertname=HighLatencyP99 severity=warning job=inference-api
+email-and-slack alertname=HighLatencyP99 severity=warning source=grafana
+email-and-slack alertname=HighMemoryUsage severity=warning instance=exporter:9101
+email-and-slack alertname=HighMemoryUsage severity=warning source=grafana
+email-and-slack alertname=InferenceApiDown severity=critical job=inference-api
+email-and-slack alertname=InferenceApiReplicaLost severity=warning job=inference-api
 email alertname=ModelStale severity=warning
+email alertname=DiskSpaceLow severity=warning
+email alertname=ExporterDown severity=warning job=exporter
+email alertname=ExporterCollectorFailing severity=warning job=exporter
+email-and-slack alertname=SomethingCritical severity=critical
 email-and-slack alertname=DataDriftDetected severity=warning
 email-and-slack alertname=LiveAccuracyLow severity=warning
 email alertname=SomethingNew
@@ -81,13 +92,14 @@ render() {  # render <data.json> <template name> [text|html]
     --template.data="alertmanager/tests/$1" --template.text="{{ template \"$2\" . }}"
 }
 templates_ok() {
-  local out ok=0 runbook='https://example.invalid/modelwatch/blob/main/RUNBOOK.md#higherrorrate'
+  # The default runbook base: the gateway's rendered copy of RUNBOOK.md (docker-compose.yml).
+  local out ok=0 runbook='http://127.0.0.1:8080/RUNBOOK.md#higherrorrate'
   local summary='12.5% of /predict calls fail on inference-api'
   local dash='http://127.0.0.1:3000/d/modelwatch-inference-api'
   expect() {  # expect <what> <output> <needle>...
     local what="$1" text="$2"; shift 2
     for needle in "$@"; do
-      if ! grep -qF -- "$needle" <<<"$text"; then
+      if [[ "$text" != *"$needle"* ]]; then
         echo "    $what: missing '$needle' in:" >&2; sed 's/^/      | /' <<<"$text" >&2; ok=1
       fi
     done
@@ -106,9 +118,21 @@ templates_ok() {
   expect "slack text (resolved, absolute runbook URL kept)" "$out" "resolved" "<https://runbooks.example.org/latency|Runbook>"
   out="$(render firing.json modelwatch.slack.color)" || ok=1
   expect "slack color" "$out" "danger"
+  # Labels: "name=value" separated by one space, no trailing space; in Slack each label is inline
+  # code, so underscores and slashes in values are shown as they are, never read as italics.
+  out="$(render firing-disk.json modelwatch.email.text)" || ok=1
+  expect "email labels" "$out" $'Labels: instance=exporter:9101 mountpoint=/host_root/var_lib\n'
+  out="$(render firing-disk.json modelwatch.slack.text)" || ok=1
+  expect "slack labels" "$out" $'\n`instance=exporter:9101` `mountpoint=/host_root/var_lib`\n'
+  if grep -nE '(^|[[:space:]])_[^`]*_([[:space:]]|$)| _$' <<<"$out" >&2; then
+    echo "    slack text: italic markup around plain text (Slack shows the underscores)" >&2; ok=1
+  fi
   return $ok
 }
 step "alertmanager templates render" templates_ok
+# Inhibition, against a running Alertmanager 0.25 (which alerts each inhibit rule mutes).
+step "alertmanager inhibition (scripts/monitoring/test_alertmanager.py)" \
+  "$py" -m unittest -q scripts/monitoring/test_alertmanager.py
 
 # --------------------------------------------------------------------------- docker compose
 step "compose-spec JSON schema (check-jsonschema vendor.compose-spec)" \
@@ -125,6 +149,7 @@ fi
 
 # --------------------------------------------------------------------------- structure
 step "dashboards up to date with scripts/monitoring/dashboards.py" "$py" scripts/monitoring/dashboards.py --check
+step "gateway's RUNBOOK.html up to date with RUNBOOK.md" "$py" scripts/monitoring/runbook_html.py --check
 step "structural checks (scripts/monitoring/check.py)" "$py" scripts/monitoring/check.py check
 # The checks themselves: each structural check fails on a broken copy; name extraction rules.
 step "tests of the checks (scripts/monitoring/test_check.py)" "$py" -m unittest scripts/monitoring/test_check.py

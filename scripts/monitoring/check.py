@@ -37,6 +37,8 @@ import argparse
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -585,8 +587,40 @@ def thresholds_table() -> dict[str, dict]:
         if len(cells) >= 4 and cells[0].startswith("[") and "`" in cells[1]:
             name = re.match(r"\[([^\]]+)\]", cells[0]).group(1)
             expr = cells[1].strip().strip("`").replace("\\|", "|")
-            rows[name] = {"expr": expr, "for": cells[2].strip("` "), "severity": cells[3].strip("` ")}
+            rows[name] = {"expr": expr, "for": cells[2].strip("` "), "severity": cells[3].strip("` "),
+                          "notified": cells[4] if len(cells) > 4 else ""}
     return rows
+
+
+# What the "Notified by" column of the RUNBOOK.md thresholds table says for each receiver of
+# alertmanager/alertmanager.yml.
+RECEIVER_WORDS = {"email-and-slack": "email + Slack", "email": "email", "null": "nobody"}
+
+
+def check_routing_table(p: Problems) -> None:
+    """The "Notified by" column of the thresholds table is where Alertmanager routes each alert
+    (`amtool config routes test` with the alert's name and severity), for the Prometheus alert
+    and, for a Grafana-managed copy, with source="grafana" too."""
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        p.add(rel(AM_CONFIG), "amtool not found: cannot check the routing column of RUNBOOK.md")
+        return
+    where = f"{rel(RUNBOOK)} thresholds table"
+    grafana_titles = {rule.get("title") for _, _, rule in grafana_rules()}
+    for name, row in thresholds_table().items():
+        label_sets = [[f"alertname={name}", f"severity={row['severity']}"]]
+        if name in grafana_titles:
+            label_sets.append(label_sets[0] + ["source=grafana"])
+        for labels in label_sets:
+            out = subprocess.run([amtool, "config", "routes", "test", f"--config.file={AM_CONFIG}", *labels],
+                                 capture_output=True, text=True)
+            receiver = out.stdout.strip()
+            words = RECEIVER_WORDS.get(receiver)
+            if words is None:
+                p.add(where, f"{name}: {' '.join(labels)} routes to {receiver!r} {out.stderr.strip()}")
+            elif not row["notified"].startswith(words) or (words == "email" and "Slack" in row["notified"]):
+                p.add(where, f"{name}: 'Notified by' says {row['notified']!r}, Alertmanager routes "
+                             f"{' '.join(labels)} to {receiver} ({words})")
 
 
 def check_prometheus_rules(p: Problems) -> None:
@@ -819,6 +853,8 @@ def run_checks() -> int:
     print("checked: grafana rules vs prometheus alerts")
     check_prometheus_rules(p)
     print("checked: prometheus rules, RUNBOOK.md anchors and thresholds table")
+    check_routing_table(p)
+    print("checked: RUNBOOK.md routing column vs alertmanager.yml routes")
     check_wiring(p)
     print("checked: prometheus.yml, alertmanager.yml and datasources vs docker-compose.yml")
     check_dockerfile(p)

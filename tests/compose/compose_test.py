@@ -6,8 +6,10 @@ for the third-party images, made by tests/compose/images.sh) under the project n
 healthy; every Prometheus target is up; POST /predict on 127.0.0.1:8000 classifies the held-out
 rows as validated; the demo traffic shows in the API's metrics; the exporter reports the host's
 root filesystem; logs are bounded; the models come read-only from the checkout; three replicas
-are all scraped and all served through :8000; stopping the API delivers InferenceApiDown by email
-and to Slack; `down -v` leaves nothing behind. Grafana has no stand-in and is not started.
+are all scraped and all served through :8000; stopping one of them delivers InferenceApiReplicaLost
+by email and to Slack; stopping the API delivers InferenceApiDown by email and to Slack, and the
+email's runbook link opens the gateway's runbook page at that alert; `down -v` leaves nothing
+behind. Grafana has no stand-in and is not started.
 
 Prints one line per check and `N passed, N failed`; always tears the stack down, also on a
 failure, SIGTERM or Ctrl-C. Run it through scripts/compose-test.sh.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -260,23 +263,50 @@ class ComposeTest:
         return "3 targets up (" + ", ".join(instances) + "); /predict per replica over 1m: " + \
             ", ".join(f"{v:.0f}" for v in served.values())
 
+    @staticmethod
+    def delivered(alert: str) -> tuple[dict, dict]:
+        """The first firing email about `alert` (with its text) and the first Slack post naming it."""
+        mail = requests.get(f"{MAILPIT}/api/v1/messages", timeout=5).json()["messages"]
+        slack = requests.get(f"{SLACK_SINK}/api/v1/messages", timeout=5).json()["messages"]
+        mails = [m for m in mail if alert in m["Subject"] and "RESOLVED" not in m["Subject"]]
+        posts = [m for m in slack if alert in json.dumps(m["Body"])]
+        if not mails or not posts:
+            raise Failed(f"{len(mails)} email(s), {len(posts)} Slack message(s) about {alert} "
+                         f"(all emails: {[m['Subject'] for m in mail]})")
+        full = requests.get(f"{MAILPIT}/api/v1/message/{mails[-1]['ID']}", timeout=5).json()
+        return full, posts[-1]
+
+    def replica_lost(self) -> str:
+        """One of three replicas stopped: it leaves Docker's DNS, so Prometheus stops scraping it
+        rather than seeing it down; InferenceApiReplicaLost is what fires."""
+        replicas = sorted(c["Id"] for c in self.containers("inference-api") if c["State"]["Running"])
+        assert len(replicas) == 3, f"{len(replicas)} API replicas running, want 3"
+        t0 = time.monotonic()
+        subprocess.run(["docker", "stop", replicas[-1]], capture_output=True, check=True, timeout=120)
+        mail, _ = wait_for("InferenceApiReplicaLost delivered", lambda: self.delivered("InferenceApiReplicaLost"),
+                           330, interval=5)
+        self.timings["replica_lost_alert"] = time.monotonic() - t0
+        down = [m["Subject"] for m in requests.get(f"{MAILPIT}/api/v1/messages", timeout=5).json()["messages"]
+                if "InferenceApiDown" in m["Subject"]]
+        assert not down, f"InferenceApiDown notified while two replicas serve: {down}"
+        return (f"email {mail['Subject']!r} and a Slack post {self.timings['replica_lost_alert']:.0f} s after "
+                "stopping one replica of three")
+
     def alert_delivered(self) -> str:
         t0 = time.monotonic()
         self.run("stop", "inference-api")
-
-        def delivered():
-            mail = requests.get(f"{MAILPIT}/api/v1/messages", timeout=5).json()["messages"]
-            slack = requests.get(f"{SLACK_SINK}/api/v1/messages", timeout=5).json()["messages"]
-            mails = [m for m in mail if "InferenceApiDown" in m["Subject"]]
-            posts = [m for m in slack if "InferenceApiDown" in json.dumps(m["Body"])]
-            if not mails or not posts:
-                raise Failed(f"{len(mails)} email(s), {len(posts)} Slack message(s) about InferenceApiDown "
-                             f"(all emails: {[m['Subject'] for m in mail]})")
-            return mails[0], posts[0]
-
-        mail, post = wait_for("InferenceApiDown delivered", delivered, 330, interval=5)
+        mail, _ = wait_for("InferenceApiDown delivered", lambda: self.delivered("InferenceApiDown"), 330, interval=5)
         self.timings["alert"] = time.monotonic() - t0
-        return f"email {mail['Subject']!r} and a Slack post {self.timings['alert']:.0f} s after stopping the API"
+        # The runbook link in the email opens the gateway's copy of RUNBOOK.md at the alert.
+        links = re.findall(r"Runbook: (\S+)", mail.get("Text", ""))
+        assert links, f"no runbook link in the email:\n{mail.get('Text', '')[:2000]}"
+        page = requests.get(links[0], timeout=10)
+        url, _, anchor = links[0].partition("#")
+        assert page.status_code == 200 and page.headers.get("content-type", "").startswith("text/html"), \
+            f"runbook link {links[0]}: {page.status_code} {page.headers.get('content-type')}"
+        assert f'id="{anchor}"' in page.text, f"runbook page {url} has no anchor #{anchor}"
+        return (f"email {mail['Subject']!r} and a Slack post {self.timings['alert']:.0f} s after stopping the API; "
+                f"its runbook link {links[0]} opens the runbook at that heading")
 
     def nothing_left(self) -> str:
         self.run("down", "-v", "--remove-orphans", timeout=300)
@@ -308,8 +338,11 @@ class ComposeTest:
                 self.check("every container's log is bounded", self.logs_bounded)
                 self.check("models mounted read-only from the checkout", self.models_read_only)
                 self.check("--scale inference-api=3: three targets, all served through :8000", self.scaled)
-                if not self.check("stopping the API delivers InferenceApiDown by email and Slack",
-                                  self.alert_delivered):
+                if not self.check("stopping one replica of three delivers InferenceApiReplicaLost by email and "
+                                  "Slack", self.replica_lost):
+                    self._logs("alertmanager", "prometheus")
+                if not self.check("stopping the API delivers InferenceApiDown by email and Slack, with a "
+                                  "runbook link that opens", self.alert_delivered):
                     self._logs("alertmanager", "prometheus")
         except KeyboardInterrupt:
             print("interrupted: tearing down", flush=True)
