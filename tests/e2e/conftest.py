@@ -78,8 +78,10 @@ class Stack:
         wait_for(f"{name} {ready} = 200", lambda: http_ok(ready), STARTUP_TIMEOUT, detail=lambda: self.logs([name]))
         return p
 
-    def start_api(self) -> Process:
-        p = self.start("inference-api", [harness.RELEASE / "inference-api"], harness.api_env(self.ports.api))
+    def start_api(self, env: dict | None = None) -> Process:
+        """Starts the API (again) on its port; `env` adds settings (APP_...)."""
+        p = self.start("inference-api", [harness.RELEASE / "inference-api"],
+                       {**harness.api_env(self.ports.api), **(env or {})})
         wait_for("inference-api GET /ready = 200", lambda: http_ok(f"http://127.0.0.1:{self.ports.api}/ready"),
                  STARTUP_TIMEOUT, detail=lambda: self.logs(["inference-api"]))
         return p
@@ -93,6 +95,10 @@ class Stack:
                     self.work / "logs" / f"traffic-gen-{n}-{scenario}.log")
         self.traffic_runs.append(p)
         return p
+
+    def reload_prometheus(self) -> None:
+        """SIGHUP: Prometheus re-reads its configuration and rule files (the test's copies)."""
+        self.procs["prometheus"].popen.send_signal(signal.SIGHUP)
 
     def stop_traffic(self) -> None:
         for p in self.traffic_runs:

@@ -234,6 +234,26 @@ def render(work: Path, ports: Ports, intervals: Intervals, slack_url: str, rules
     return Rendered(prom_config, am_config, slack_secret, changes, for_durations)
 
 
+def rewrite_alert_threshold(rendered: Rendered, alert: str, threshold: float) -> str:
+    """Sets the threshold of `alert` (an expression `<query> <op> <number>`) in the rendered copy
+    of its rule file, records the change in `rendered.changes` and returns the old threshold.
+    The committed rule files are never touched; Prometheus reads the copy on its next reload."""
+    for path in sorted((rendered.prometheus_config.parent / "rules").glob("*.yml")):
+        doc = yaml.safe_load(path.read_text())
+        for group in doc["groups"]:
+            for rule in group["rules"]:
+                if rule.get("alert") != alert:
+                    continue
+                m = re.fullmatch(r"(.*\S)\s*([<>]=?)\s*([0-9.eE+-]+)", rule["expr"].strip(), flags=re.S)
+                if m is None:
+                    raise AssertionError(f"{alert}: expression {rule['expr']!r} is not `<query> <op> <number>`")
+                rule["expr"] = f"{m.group(1)} {m.group(2)} {threshold:g}"
+                path.write_text(yaml.safe_dump(doc, sort_keys=False))
+                rendered.changes.append(f"{path.name} {alert}: threshold {m.group(3)} -> {threshold:g}")
+                return m.group(3)
+    raise AssertionError(f"no alert {alert} in the rendered rule files")
+
+
 # ---------------------------------------------------------------------- processes
 
 class Process:
@@ -390,6 +410,14 @@ class PromApi:
 
     def firing(self, name: str) -> list[dict]:
         return [a for a in self.alerts() if a["labels"].get("alertname") == name and a["state"] == "firing"]
+
+    def alert_query(self, name: str) -> str | None:
+        """The expression Prometheus currently evaluates for alert `name` (after a reload)."""
+        for g in requests.get(f"{self.base}/api/v1/rules", timeout=5).json()["data"]["groups"]:
+            for r in g["rules"]:
+                if r.get("type") == "alerting" and r.get("name") == name:
+                    return r.get("query")
+        return None
 
     def rule_health(self) -> list[str]:
         """Rules whose last evaluation failed."""

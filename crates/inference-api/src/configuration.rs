@@ -21,6 +21,8 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub metrics: MetricsSettings,
+    #[serde(default)]
+    pub testing: TestingSettings,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -125,6 +127,23 @@ impl Default for MetricsSettings {
     }
 }
 
+/// Test-only knobs: all off by default, never set in production.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct TestingSettings {
+    /// Every `/predict` answered after admission (success or error) waits this many extra
+    /// milliseconds while holding its in-flight slot, like a slow model; 0 = no delay.
+    /// `APP_TESTING__PREDICT_DELAY_MS`; the end-to-end test uses it to fire HighLatencyP99.
+    pub predict_delay_ms: u64,
+}
+
+impl TestingSettings {
+    /// The extra `/predict` delay, or `None` when it is off.
+    pub fn predict_delay(&self) -> Option<Duration> {
+        (self.predict_delay_ms > 0).then(|| Duration::from_millis(self.predict_delay_ms))
+    }
+}
+
 /// Reads the settings for `APP_ENVIRONMENT` (default `local`) with `APP_` overrides.
 pub fn get_configuration() -> Result<Settings, config::ConfigError> {
     metrics_core::settings::load(
@@ -155,5 +174,16 @@ mod tests {
         assert_eq!(s.quality.drift_window_rows, 1000);
         assert_eq!(s.metrics.confidence, buckets::CONFIDENCE);
         assert!(s.server.worker_count() >= 1);
+        assert_eq!(s.testing.predict_delay_ms, 0);
+        assert_eq!(s.testing.predict_delay(), None);
+    }
+
+    #[test]
+    fn the_test_only_predict_delay_is_off_unless_set() {
+        let on = TestingSettings {
+            predict_delay_ms: 300,
+        };
+        assert_eq!(on.predict_delay(), Some(Duration::from_millis(300)));
+        assert_eq!(TestingSettings::default().predict_delay(), None);
     }
 }

@@ -76,6 +76,7 @@ impl Application {
             metrics,
             settings.limits.clone(),
             settings.quality.clone(),
+            settings.testing.clone(),
             settings.feedback.clone(),
             workers,
         ));
@@ -136,6 +137,13 @@ impl Application {
         .run();
 
         tracing::info!(port, workers, "listening");
+        if settings.testing.predict_delay_ms > 0 {
+            tracing::warn!(
+                predict_delay_ms = settings.testing.predict_delay_ms,
+                "test-only /predict delay is active: every /predict waits this many extra \
+                 milliseconds; never set testing.predict_delay_ms in production"
+            );
+        }
         let loader = ModelLoader {
             state,
             settings: settings.model.clone(),

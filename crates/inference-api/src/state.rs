@@ -1,6 +1,6 @@
 //! What every worker shares.
 
-use crate::configuration::{FeedbackSettings, LimitSettings, QualitySettings};
+use crate::configuration::{FeedbackSettings, LimitSettings, QualitySettings, TestingSettings};
 use crate::metrics::{InferenceMetrics, ModelHandles};
 use crate::model::features::FeatureMatrix;
 use crate::model::{EngineError, LoadedModel, Output};
@@ -50,6 +50,8 @@ pub struct AppState {
     pub metrics: InferenceMetrics,
     pub limits: LimitSettings,
     pub quality: QualitySettings,
+    /// Test-only knobs (`testing.predict_delay_ms`); all off in production.
+    pub testing: TestingSettings,
     feedback: FeedbackSettings,
     workers: usize,
     in_flight: AtomicUsize,
@@ -64,6 +66,7 @@ impl AppState {
         metrics: InferenceMetrics,
         limits: LimitSettings,
         quality: QualitySettings,
+        testing: TestingSettings,
         feedback: FeedbackSettings,
         workers: usize,
     ) -> Self {
@@ -72,6 +75,7 @@ impl AppState {
             metrics,
             limits,
             quality,
+            testing,
             feedback,
             workers,
             in_flight: AtomicUsize::new(0),

@@ -3,7 +3,7 @@
 use crate::error::ApiError;
 use crate::model::coalesce::Coalescer;
 use crate::model::features::{PredictBody, Preprocessing};
-use crate::state::{AppState, WorkerIndex};
+use crate::state::{AppState, ServingModel, WorkerIndex};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use metrics_core::http::{LogFields, RequestId};
 use serde::Serialize;
@@ -59,14 +59,33 @@ pub async fn predict(
     let body = super::json::read(&req, body, &state.limits).await?;
     // Admission once the body is here: a slow sender holds no slot.
     let _permit = state.try_admit().ok_or(ApiError::Overloaded)?;
+    let answer = answer(&req, &body, serving, &state, worker.0, &coalescer, &id).await;
+    // Test-only (`testing.predict_delay_ms`, 0 = off, never set in production): every admitted
+    // request, answered or failed, is as slow as a slow model would make it, slot held.
+    if let Some(delay) = state.testing.predict_delay() {
+        tokio::time::sleep(delay).await;
+    }
+    answer
+}
 
+/// The answer to an admitted request's body.
+async fn answer(
+    req: &HttpRequest,
+    body: &[u8],
+    serving: &ServingModel,
+    state: &AppState,
+    worker: usize,
+    coalescer: &Coalescer,
+    id: &RequestId,
+) -> Result<HttpResponse, ApiError> {
+    let model = &serving.model;
     let started = Instant::now();
     let how = Preprocessing {
         schema: &model.schema,
         max_rows: state.limits.max_batch_rows,
         missing: state.quality.missing_values,
     };
-    let parsed = super::json::parse(&body, |b| PredictBody::from_json(b, how));
+    let parsed = super::json::parse(body, |b| PredictBody::from_json(b, how));
     if let Some(log) = req.extensions_mut().get_mut::<LogFields>() {
         log.rows = parsed.as_ref().ok().map(PredictBody::row_count);
     }
@@ -76,7 +95,7 @@ pub async fn predict(
     })?;
     serving.handles.observe_preprocess(started.elapsed());
     // Data quality and drift bookkeeping, timed in neither histogram.
-    serving.observe_inputs(worker.0, &matrix);
+    serving.observe_inputs(worker, &matrix);
 
     let out = coalescer
         .run(&matrix.values, matrix.rows)
@@ -110,7 +129,7 @@ pub async fn predict(
     let classes_predicted = predictions.iter().map(|p| p.class_index as u16).collect();
     let evicted = serving
         .feedback
-        .insert(worker.0, id.0.clone(), classes_predicted);
+        .insert(worker, id.0.clone(), classes_predicted);
     if evicted > 0 {
         serving.handles.count_evicted(evicted);
     }

@@ -1,5 +1,6 @@
 //! One integration-test binary for the inference API, against the real bundled model.
 
+mod delay;
 mod errors;
 mod hardening;
 mod health;
