@@ -509,7 +509,17 @@ def check_service(src: Sources, docs: list[dict], name: str) -> list[str]:
         out.append(f"{where}: livenessProbe {probe_path(c, 'livenessProbe')!r}, expected /health")
 
     # Hardening: compose's read_only, cap_drop ALL, no-new-privileges and tmpfs /tmp; the image's user.
-    user = src.user()
+    out += hardening(w, src.user(), svc)
+    for tmp in svc.get("tmpfs") or []:
+        mount = mounts.get(tmp)
+        if mount is None or "emptyDir" not in volumes.get(mount["name"], {}):
+            out.append(f"{where}: needs an emptyDir at {tmp} (compose: tmpfs)")
+    return out
+
+
+def hardening(w: dict, user: int | None, svc: dict) -> list[str]:
+    """Every container of a workload as hardened as the compose service `svc` and the image."""
+    out, where, spec = [], ident(w), pod_spec(w)
     pod_sc = spec.get("securityContext") or {}
     for cont in (spec.get("initContainers") or []) + (spec.get("containers") or []):
         at = f"{where} container {cont.get('name')}"
@@ -530,10 +540,6 @@ def check_service(src: Sources, docs: list[dict], name: str) -> list[str]:
         for kind in ("requests", "limits"):
             if not {"cpu", "memory"} <= set(resources.get(kind) or {}):
                 out.append(f"{at}: needs cpu and memory {kind}")
-    for tmp in svc.get("tmpfs") or []:
-        mount = mounts.get(tmp)
-        if mount is None or "emptyDir" not in volumes.get(mount["name"], {}):
-            out.append(f"{where}: needs an emptyDir at {tmp} (compose: tmpfs)")
     return out
 
 
@@ -638,6 +644,10 @@ def consistency(root: Path, docs: list[dict]) -> list[str]:
     for name in SERVICES:
         out += check_service(src, docs, name)
     out += check_api(src, docs)
+    # The other workloads (the models-seed Job) run the inference-api image: hardened like it.
+    for w in workloads(docs):
+        if w["metadata"]["name"] not in SERVICES:
+            out += hardening(w, src.user(), src.service("inference-api"))
     # Every scrape job of a service built from docker/Dockerfile has its ServiceMonitor.
     for job in src.prometheus.get("scrape_configs") or []:
         svc = src.service(job["job_name"])

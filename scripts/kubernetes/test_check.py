@@ -198,6 +198,11 @@ class Mutations(unittest.TestCase):
                   "readOnlyRootFilesystem: false")
         self.assertProblem("DaemonSet/exporter container exporter: readOnlyRootFilesystem must be true")
 
+    def test_seed_job_with_privilege_escalation(self):
+        self.edit("deploy/kubernetes/base/models.yaml", "allowPrivilegeEscalation: false",
+                  "allowPrivilegeEscalation: true")
+        self.assertProblem("Job/models-seed container seed: allowPrivilegeEscalation must be false")
+
     def test_image_user_changed(self):
         self.edit("docker/Dockerfile", "USER 10001:10001", "USER 10002:10002")
         self.assertProblem("must run as non-root user 10002")
