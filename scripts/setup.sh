@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-time setup of a Debian bookworm machine (or CI) for building, testing and benchmarking:
 #   - Debian packages: Prometheus 2.42 + promtool, Alertmanager 0.25 + amtool, wrk, node_exporter (bench),
-#     docker-compose 1.29 and debootstrap (the compose test; the Docker daemon itself must be running)
+#     docker-compose 1.29 and debootstrap (the compose test; the Docker daemon itself must be running),
+#     kubernetes-client where no kubectl is installed (its kustomize renders deploy/kubernetes/)
 #   - the pinned ONNX Runtime library (.onnxruntime/, via scripts/fetch-onnxruntime.sh)
 #   - a Python venv (.venv/) with the tools the checks use (scripts/requirements-dev.txt)
 # Idempotent; needs root (or sudo) for apt-get. Non-interactive.
@@ -13,6 +14,9 @@ SUDO=()
 packages=(prometheus prometheus-alertmanager wrk prometheus-node-exporter curl python3-venv docker-compose debootstrap)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+# kubectl (and its built-in kustomize) for scripts/check-kubernetes.sh: any installed one will do
+# (the project's machines come with kubectl 1.32); else Debian's, 1.20, which renders the same.
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -21,6 +21,9 @@ cargo nextest run --workspace --locked --no-fail-fast
 stage "monitoring configuration checks"
 scripts/check-monitoring.sh
 
+stage "Kubernetes manifest checks (offline: rendered and validated, applied to no cluster)"
+scripts/check-kubernetes.sh
+
 stage "release binaries"
 cargo build --release --locked --workspace --bins
 
