@@ -130,7 +130,8 @@ impl Runner {
         let plan = args.scenario.load(&args.params())?;
         let bundle = Bundle::load(&args.bundle)
             .with_context(|| format!("loading the model bundle {}", args.bundle.display()))?;
-        let payloads = payload::Payloads::new(&bundle, &plan.drift, args.oversized_bytes);
+        let payloads = payload::Payloads::new(&bundle, &plan.drift, args.oversized_bytes)
+            .with_context(|| format!("the model bundle {}", args.bundle.display()))?;
         let seed = args.seed.unwrap_or_else(rand::random);
         let limits = Limits {
             duration: match (args.duration, args.requests) {
