@@ -207,7 +207,10 @@ impl HttpClient {
 
 /// The failure class of a request that got no response.
 fn failed(e: &reqwest::Error, limit: Duration) -> SendError {
-    let (failure, message) = if e.is_timeout() {
+    // A connect that timed out is a connect error (its message says it timed out).
+    let (failure, message) = if e.is_connect() {
+        (Failure::Connect, chain(e))
+    } else if e.is_timeout() {
         (
             Failure::Timeout,
             format!(
@@ -216,8 +219,6 @@ fn failed(e: &reqwest::Error, limit: Duration) -> SendError {
                 chain(e)
             ),
         )
-    } else if e.is_connect() {
-        (Failure::Connect, chain(e))
     } else {
         (Failure::Transport, chain(e))
     };
