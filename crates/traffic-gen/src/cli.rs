@@ -44,7 +44,7 @@ pub struct RunArgs {
         env = "TRAFFIC_TARGET",
         default_value = "http://127.0.0.1:8000"
     )]
-    pub target: crate::client::Target,
+    pub target: crate::http::Target,
     /// A built-in scenario (see `traffic-gen scenarios`) or a YAML scenario file.
     #[arg(short, long, env = "TRAFFIC_SCENARIO", default_value = "mixed")]
     pub scenario: Source,

@@ -7,7 +7,7 @@
 //! corrected) and from its actual start (service time) and hands a [`Completed`] to the
 //! aggregator over a channel.
 
-use crate::client::{ClientError, HttpClient, Route};
+use crate::http::{HttpClient, Route, SendError};
 use crate::metrics::TrafficMetrics;
 use crate::payload::{JSON, Payloads, Request};
 use crate::plan::RequestKind;
@@ -220,7 +220,7 @@ async fn send_one(
                 .await
         }
     }
-    .map_err(|e| (e.failure(), e.to_string()));
+    .map_err(|e| (e.failure, e.message));
     let done = Instant::now();
     let completed = Completed {
         kind,
@@ -245,7 +245,7 @@ async fn send_one(
 /// A labelled prediction: predicts a sample row under its own request id and, when that
 /// succeeds, sends the row's true class (or, for `wrong_feedback`, another one) to
 /// `POST /feedback`. The status is the label's, or the prediction's when it failed.
-async fn predict_then_label(shared: &Shared, request: Request) -> Result<u16, ClientError> {
+async fn predict_then_label(shared: &Shared, request: Request) -> Result<u16, SendError> {
     let n = shared.labelled.fetch_add(1, Ordering::Relaxed);
     let id = format!("{}-{n}", shared.run_id);
     let status = shared

@@ -5,7 +5,8 @@
 //! - what to send: [`bundle`] (sample rows), [`plan`] and [`scenario`] (the run as data),
 //!   [`payload`] (bodies), [`drift`] (the drift transform);
 //! - when to send it: [`schedule`] (absolute, seeded ticket sequence);
-//! - how to send it: [`executor`] (open loop, `max_in_flight` ceiling, late sends);
+//! - how to send it: [`executor`] (open loop, `max_in_flight` ceiling, late sends) over
+//!   [`http`] (one `reqwest` client);
 //! - how to aggregate: [`report`] (counts and HDR histograms), [`metrics`] (Prometheus series);
 //! - how to show it: [`progress`] (terminal line) and [`output`] (text or JSON report).
 //!
@@ -13,9 +14,9 @@
 
 pub mod bundle;
 pub mod cli;
-pub mod client;
 pub mod drift;
 pub mod executor;
+pub mod http;
 pub mod metrics;
 pub mod output;
 pub mod payload;
@@ -29,8 +30,8 @@ use anyhow::{Context, bail};
 use bundle::Bundle;
 use bytes::Bytes;
 use cli::{Cli, Command, HealthArgs, RunArgs};
-use client::HttpClient;
 use executor::{Executor, Limits};
+use http::HttpClient;
 use metrics::MetricsServer;
 use plan::Plan;
 use progress::Progress;
@@ -129,7 +130,8 @@ impl Runner {
         let plan = args.scenario.load(&args.params())?;
         let bundle = Bundle::load(&args.bundle)
             .with_context(|| format!("loading the model bundle {}", args.bundle.display()))?;
-        let payloads = payload::Payloads::new(&bundle, &plan.drift, args.oversized_bytes);
+        let payloads = payload::Payloads::new(&bundle, &plan.drift, args.oversized_bytes)
+            .with_context(|| format!("the model bundle {}", args.bundle.display()))?;
         let seed = args.seed.unwrap_or_else(rand::random);
         let limits = Limits {
             duration: match (args.duration, args.requests) {
@@ -148,12 +150,12 @@ impl Runner {
             })
             .transpose()?;
         let client = HttpClient::new(args.target.clone(), args.max_in_flight, args.timeout)
-            .map_err(anyhow::Error::msg)?;
+            .context("building the HTTP client")?;
         let route = client
-            .route("POST", "predict")
+            .route(reqwest::Method::POST, "predict")
             .map_err(anyhow::Error::msg)?;
         let feedback_route = client
-            .route("POST", "feedback")
+            .route(reqwest::Method::POST, "feedback")
             .map_err(anyhow::Error::msg)?;
         let executor = Executor {
             client,
@@ -312,7 +314,11 @@ async fn send_and_collect(
 async fn probe_target(client: &HttpClient, wait_ready: Option<Duration>) -> anyhow::Result<()> {
     let probe_timeout = Some(Duration::from_secs(3));
     let base = client.target();
-    let get = |path: &str| client.route("GET", path).map_err(anyhow::Error::msg);
+    let get = |path: &str| {
+        client
+            .route(reqwest::Method::GET, path)
+            .map_err(anyhow::Error::msg)
+    };
     match wait_ready {
         None => {
             let health = get("health")?;

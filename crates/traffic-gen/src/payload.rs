@@ -24,6 +24,18 @@ pub struct Request {
     pub row: Option<usize>,
 }
 
+/// Why a bundle cannot make requests.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error(
+        "its samples have no feature columns (samples.csv has only the `{}` column, or model.json lists no features); every request needs at least one feature value",
+        crate::bundle::LABEL_COLUMN
+    )]
+    NoFeatures,
+    #[error("it has no sample rows")]
+    NoSamples,
+}
+
 /// Pre-rendered bodies for every kind.
 pub struct Payloads {
     object_rows: Vec<Bytes>,
@@ -40,13 +52,24 @@ pub struct Payloads {
 }
 
 impl Payloads {
-    pub fn new(bundle: &Bundle, drift: &Drift, oversized_bytes: usize) -> Self {
+    /// Renders every body from `bundle`, which needs at least one sample row and one feature.
+    pub fn new(
+        bundle: &Bundle,
+        drift: &Drift,
+        oversized_bytes: usize,
+    ) -> Result<Self, PayloadError> {
         let names = &bundle.features;
         let rows: Vec<&[f64]> = bundle
             .samples
             .iter()
             .map(|s| s.features.as_slice())
             .collect();
+        if rows.is_empty() {
+            return Err(PayloadError::NoSamples);
+        }
+        if names.is_empty() || rows.iter().any(|r| r.is_empty()) {
+            return Err(PayloadError::NoFeatures);
+        }
         let single = |body: String| Bytes::from(body);
         let object_rows: Vec<Bytes> = rows
             .iter()
@@ -114,7 +137,7 @@ impl Payloads {
                 (s.label.clone(), other.to_owned())
             })
             .collect();
-        Self {
+        Ok(Self {
             object_rows,
             array_rows,
             row_arrays,
@@ -124,7 +147,7 @@ impl Payloads {
             malformed,
             oversized,
             labels,
-        }
+        })
     }
 
     /// The request for a ticket. `choice` picks rows and variants; the same choice gives the
@@ -262,7 +285,7 @@ mod tests {
 
     #[test]
     fn valid_kinds_are_well_formed_rows_and_batches() {
-        let p = Payloads::new(&bundle(), &Drift::default(), 1000);
+        let p = Payloads::new(&bundle(), &Drift::default(), 1000).expect("payloads");
         let obj = json(&p.build(RequestKind::Single, 0, 1)).expect("json");
         assert_eq!(obj["features"]["b c"], 2.5);
         let arr = json(&p.build(RequestKind::Single, 1 | (1 << 32), 1)).expect("json");
@@ -278,7 +301,7 @@ mod tests {
 
     #[test]
     fn bad_kinds_are_bad_in_the_way_their_name_says() {
-        let p = Payloads::new(&bundle(), &Drift::default(), 5000);
+        let p = Payloads::new(&bundle(), &Drift::default(), 5000).expect("payloads");
         assert!(json(&p.build(RequestKind::MalformedJson, 0, 1)).is_err());
         for choice in [0, 1] {
             let wrong = json(&p.build(RequestKind::WrongFeatureCount, choice, 1)).expect("json");
@@ -297,7 +320,7 @@ mod tests {
 
     #[test]
     fn feedback_labels_are_the_true_class_or_another_one() {
-        let p = Payloads::new(&bundle(), &Drift::default(), 1000);
+        let p = Payloads::new(&bundle(), &Drift::default(), 1000).expect("payloads");
         let req = p.build(RequestKind::Feedback, 1, 1);
         assert_eq!(
             (req.row, json(&req).expect("json")["features"]["a"].clone()),
@@ -317,9 +340,27 @@ mod tests {
 
     #[test]
     fn the_same_choice_builds_the_same_body() {
-        let p = Payloads::new(&bundle(), &Drift::default(), 1000);
+        let p = Payloads::new(&bundle(), &Drift::default(), 1000).expect("payloads");
         for kind in RequestKind::ALL {
             assert_eq!(p.build(kind, 12345, 5).body, p.build(kind, 12345, 5).body);
         }
+    }
+
+    #[test]
+    fn a_bundle_without_feature_columns_or_rows_is_refused_not_a_panic() {
+        let no_features = Bundle {
+            features: Vec::new(),
+            samples: vec![Sample {
+                features: Vec::new(),
+                label: "x".into(),
+            }],
+            stats: Vec::new(),
+        };
+        let err = Payloads::new(&no_features, &Drift::default(), 1000).err();
+        assert_eq!(err, Some(PayloadError::NoFeatures));
+        let mut no_rows = bundle();
+        no_rows.samples.clear();
+        let err = Payloads::new(&no_rows, &Drift::default(), 1000).err();
+        assert_eq!(err, Some(PayloadError::NoSamples));
     }
 }

@@ -213,3 +213,26 @@ async fn sigterm_ends_the_run_early_with_a_report_and_healthcheck_follows_the_me
     assert_totals_add_up(&report);
     assert_eq!(unhealthy.status.code(), Some(1));
 }
+
+#[test]
+fn a_bundle_whose_samples_have_no_feature_columns_is_a_clear_error_not_a_panic() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("samples.csv"), "label\nbenign\nmalignant\n")
+        .expect("samples written");
+    let bundle = dir.path().to_str().expect("utf-8");
+
+    let out = traffic_gen(&["run", "--bundle", bundle, "-s", "errors", "-n", "10"])
+        .output()
+        .expect("runs");
+
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "error: the model bundle {bundle}: its samples have no feature columns"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
