@@ -5,7 +5,7 @@
 //! interval (see [`crate::startup`]); a scrape only reads its latest sample. Load averages are
 //! already averaged by the kernel and are read from `/proc/loadavg` at scrape time.
 
-use super::{CollectError, Collector, Samples};
+use super::{CollectError, Collector, CollectorName, Labels, Samples};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use sysinfo::{CpuRefreshKind, RefreshKind, System};
@@ -113,8 +113,8 @@ impl CpuCollector {
 }
 
 impl Collector for CpuCollector {
-    fn name(&self) -> &'static str {
-        "cpu"
+    fn name(&self) -> CollectorName {
+        CollectorName::Cpu
     }
 
     fn collect(&self, out: &mut Samples) -> Result<(), CollectError> {
@@ -125,13 +125,25 @@ impl Collector for CpuCollector {
                     .ok_or_else(|| CollectError::new(format!("unexpected /proc/loadavg: {text:?}")))
             });
         if let Ok([one, five, fifteen]) = loadavg {
-            out.gauge("system_load1", "1-minute load average", None, vec![], one);
-            out.gauge("system_load5", "5-minute load average", None, vec![], five);
+            out.gauge(
+                "system_load1",
+                "1-minute load average",
+                None,
+                Labels::Empty,
+                one,
+            );
+            out.gauge(
+                "system_load5",
+                "5-minute load average",
+                None,
+                Labels::Empty,
+                five,
+            );
             out.gauge(
                 "system_load15",
                 "15-minute load average",
                 None,
-                vec![],
+                Labels::Empty,
                 fifteen,
             );
         }
@@ -147,14 +159,14 @@ impl Collector for CpuCollector {
                     "system_cpu_usage_ratio",
                     "Busy share of all CPUs of the machine over the last sampling interval (0..1)",
                     None,
-                    vec![],
+                    Labels::Empty,
                     s.usage_ratio,
                 );
                 out.gauge(
                     "system_cpu_count",
                     "Logical CPUs of the machine",
                     None,
-                    vec![],
+                    Labels::Empty,
                     s.count as f64,
                 );
                 None

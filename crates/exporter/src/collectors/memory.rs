@@ -1,7 +1,7 @@
 //! `memory`: RAM and swap of the machine from `/proc/meminfo` (through sysinfo), and the cgroup
 //! memory limit of this process where one applies (containers, systemd units with `MemoryMax`).
 
-use super::{CollectError, Collector, Samples};
+use super::{CollectError, Collector, CollectorName, Labels, Samples};
 use prometheus_client::registry::Unit;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -31,8 +31,8 @@ impl Default for MemoryCollector {
 }
 
 impl Collector for MemoryCollector {
-    fn name(&self) -> &'static str {
-        "memory"
+    fn name(&self) -> CollectorName {
+        CollectorName::Memory
     }
 
     fn collect(&self, out: &mut Samples) -> Result<(), CollectError> {
@@ -48,35 +48,35 @@ impl Collector for MemoryCollector {
             "system_memory_total",
             "Physical memory of the machine",
             bytes.clone(),
-            vec![],
+            Labels::Empty,
             total as f64,
         );
         out.gauge(
             "system_memory_available",
             "Memory available for starting new applications without swapping (MemAvailable)",
             bytes.clone(),
-            vec![],
+            Labels::Empty,
             available as f64,
         );
         out.gauge(
             "system_memory_used",
             "Physical memory minus available memory",
             bytes.clone(),
-            vec![],
+            Labels::Empty,
             total.saturating_sub(available) as f64,
         );
         out.gauge(
             "system_swap_total",
             "Swap space of the machine",
             bytes.clone(),
-            vec![],
+            Labels::Empty,
             system.total_swap() as f64,
         );
         out.gauge(
             "system_swap_used",
             "Swap space in use",
             bytes.clone(),
-            vec![],
+            Labels::Empty,
             system.used_swap() as f64,
         );
         drop(system);
@@ -87,7 +87,7 @@ impl Collector for MemoryCollector {
                 "system_memory_limit",
                 "Memory limit of this process's cgroup (container), when one is set",
                 bytes,
-                vec![],
+                Labels::Empty,
                 limit as f64,
             );
         }

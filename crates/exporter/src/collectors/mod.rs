@@ -18,12 +18,16 @@ pub use memory::{
 pub use model_artifacts::{Manifest, ModelArtifactsCollector};
 
 use crate::configuration::CollectorSettings;
+use prometheus_client::encoding::{
+    EncodeLabelSet, EncodeLabelValue, LabelSetEncoder, LabelValueEncoder,
+};
 use prometheus_client::registry::Unit;
+use std::fmt::Write;
 
 /// One concern of the machine or of the deployed models.
 pub trait Collector: Send + Sync + 'static {
     /// The `collector` label value.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> CollectorName;
 
     /// Adds this collector's samples to `out`. On `Err` the collector is reported unsuccessful;
     /// whatever it added before failing is still exported, so a collector must only add values it
@@ -63,8 +67,106 @@ pub fn all(settings: &CollectorSettings, cpu: CpuSampler) -> Vec<Box<dyn Collect
     ]
 }
 
-/// Label pairs of one sample: `[("model", "breast-cancer"), ("artifact", "model.onnx")]`.
-pub type Labels = Vec<(&'static str, String)>;
+/// The collectors, as the `collector` label of `exporter_collector_*` names them.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum CollectorName {
+    Cpu,
+    Memory,
+    Filesystem,
+    ModelArtifacts,
+}
+
+impl CollectorName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Memory => "memory",
+            Self::Filesystem => "filesystem",
+            Self::ModelArtifacts => "model_artifacts",
+        }
+    }
+}
+
+impl EncodeLabelValue for CollectorName {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
+}
+
+/// `system_filesystem_*{mountpoint}`: the configured label of a mount point, or the mount point
+/// holding a model bundle.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MountpointLabels {
+    pub mountpoint: String,
+}
+
+/// `model_artifact_*{model, artifact}`: one file of a model bundle.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelArtifactLabels {
+    pub model: String,
+    pub artifact: String,
+}
+
+/// `model_trained_timestamp_seconds{model}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    pub model: String,
+}
+
+/// `model_info{model, version}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelInfoLabels {
+    pub model: String,
+    pub version: String,
+}
+
+/// The label set of one sample: one variant per label shape above. A scrape gathers families of
+/// different shapes into one [`Samples`], hence one type for all of them.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub enum Labels {
+    /// No labels: `system_load1 0.3`.
+    Empty,
+    Mountpoint(MountpointLabels),
+    ModelArtifact(ModelArtifactLabels),
+    Model(ModelLabels),
+    ModelInfo(ModelInfoLabels),
+}
+
+impl EncodeLabelSet for Labels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        match self {
+            Self::Empty => Ok(()),
+            Self::Mountpoint(l) => l.encode(encoder),
+            Self::ModelArtifact(l) => l.encode(encoder),
+            Self::Model(l) => l.encode(encoder),
+            Self::ModelInfo(l) => l.encode(encoder),
+        }
+    }
+}
+
+impl From<MountpointLabels> for Labels {
+    fn from(l: MountpointLabels) -> Self {
+        Self::Mountpoint(l)
+    }
+}
+
+impl From<ModelArtifactLabels> for Labels {
+    fn from(l: ModelArtifactLabels) -> Self {
+        Self::ModelArtifact(l)
+    }
+}
+
+impl From<ModelLabels> for Labels {
+    fn from(l: ModelLabels) -> Self {
+        Self::Model(l)
+    }
+}
+
+impl From<ModelInfoLabels> for Labels {
+    fn from(l: ModelInfoLabels) -> Self {
+        Self::ModelInfo(l)
+    }
+}
 
 /// The OpenMetrics type of a family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,19 +200,19 @@ impl Samples {
         name: &'static str,
         help: &'static str,
         unit: Option<Unit>,
-        labels: Labels,
+        labels: impl Into<Labels>,
         value: f64,
     ) {
         self.family(name, help, unit, Kind::Gauge)
             .samples
-            .push((labels, value));
+            .push((labels.into(), value));
     }
 
     /// Adds an info sample (`<name>_info{labels} 1`).
-    pub fn info(&mut self, name: &'static str, help: &'static str, labels: Labels) {
+    pub fn info(&mut self, name: &'static str, help: &'static str, labels: impl Into<Labels>) {
         self.family(name, help, None, Kind::Info)
             .samples
-            .push((labels, 1.0));
+            .push((labels.into(), 1.0));
     }
 
     /// Moves every sample of `other` into `self`.
@@ -132,15 +234,13 @@ impl Samples {
     }
 
     /// The value of the sample `name` (as registered, without unit) with exactly `labels`.
-    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    pub fn value(&self, name: &str, labels: impl Into<Labels>) -> Option<f64> {
+        let labels = labels.into();
         let family = self.families.iter().find(|f| f.name == name)?;
-        family.samples.iter().find_map(|(l, v)| {
-            let same = l.len() == labels.len()
-                && l.iter()
-                    .zip(labels)
-                    .all(|((k1, v1), (k2, v2))| k1 == k2 && v1 == v2);
-            same.then_some(*v)
-        })
+        family
+            .samples
+            .iter()
+            .find_map(|(l, v)| (*l == labels).then_some(*v))
     }
 
     fn family(
@@ -171,18 +271,22 @@ impl Samples {
 mod tests {
     use super::*;
 
+    fn model(name: &str) -> ModelLabels {
+        ModelLabels { model: name.into() }
+    }
+
     #[test]
     fn samples_of_one_name_land_in_one_family() {
         let mut s = Samples::default();
-        s.gauge("a", "A", None, vec![("x", "1".into())], 1.0);
-        s.gauge("b", "B", None, vec![], 2.0);
+        s.gauge("a", "A", None, model("1"), 1.0);
+        s.gauge("b", "B", None, Labels::Empty, 2.0);
         let mut more = Samples::default();
-        more.gauge("a", "A", None, vec![("x", "2".into())], 3.0);
+        more.gauge("a", "A", None, model("2"), 3.0);
         s.append(more);
         assert_eq!(s.families().len(), 2);
         assert_eq!(s.families()[0].samples.len(), 2);
-        assert_eq!(s.value("a", &[("x", "2")]), Some(3.0));
-        assert_eq!(s.value("a", &[("x", "3")]), None);
-        assert_eq!(s.value("b", &[]), Some(2.0));
+        assert_eq!(s.value("a", model("2")), Some(3.0));
+        assert_eq!(s.value("a", model("3")), None);
+        assert_eq!(s.value("b", Labels::Empty), Some(2.0));
     }
 }
