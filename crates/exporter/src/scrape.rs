@@ -46,14 +46,14 @@ impl Watched {
 
 /// How one collector did in one scrape.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Outcome {
-    pub collector: CollectorName,
-    pub success: bool,
-    pub seconds: f64,
+pub(crate) struct Outcome {
+    pub(crate) collector: CollectorName,
+    pub(crate) success: bool,
+    pub(crate) seconds: f64,
 }
 
 /// The scrape-time part of the registry: `registry.register_collector(Box::new(scraper))`.
-pub struct ScrapeCollector {
+pub(crate) struct ScrapeCollector {
     collectors: Vec<Arc<Watched>>,
     timeout: Duration,
 }
@@ -73,7 +73,7 @@ type Report = (usize, Found);
 
 impl ScrapeCollector {
     /// `timeout`: how long one scrape waits for a collector.
-    pub fn new(collectors: Vec<Box<dyn Collector>>, timeout: Duration) -> Self {
+    pub(crate) fn new(collectors: Vec<Box<dyn Collector>>, timeout: Duration) -> Self {
         Self {
             collectors: collectors
                 .into_iter()
@@ -91,7 +91,7 @@ impl ScrapeCollector {
     }
 
     /// Runs every collector once, each on its own thread, and waits for them until the deadline.
-    pub fn gather(&self) -> (Samples, Vec<Outcome>) {
+    pub(crate) fn gather(&self) -> (Samples, Vec<Outcome>) {
         let start = Instant::now();
         let deadline = start + self.timeout;
         let (tx, rx) = mpsc::channel::<Report>();

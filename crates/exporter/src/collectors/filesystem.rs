@@ -10,13 +10,13 @@ use prometheus_client::registry::Unit;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-pub struct FilesystemCollector {
+pub(crate) struct FilesystemCollector {
     mountpoints: Vec<MountPoint>,
     model_bundles: Vec<PathBuf>,
 }
 
 impl FilesystemCollector {
-    pub fn new(mountpoints: Vec<MountPoint>, model_bundles: Vec<PathBuf>) -> Self {
+    pub(crate) fn new(mountpoints: Vec<MountPoint>, model_bundles: Vec<PathBuf>) -> Self {
         Self {
             mountpoints,
             model_bundles,
@@ -138,7 +138,7 @@ fn longest_mount_prefix(mountinfo: &str, canonical: &Path) -> Option<PathBuf> {
 
 /// The mount point (5th field, octal escapes such as `\040` undone) of a `/proc/self/mountinfo`
 /// line: `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw`.
-pub fn parse_mountinfo_line(line: &str) -> Option<PathBuf> {
+fn parse_mountinfo_line(line: &str) -> Option<PathBuf> {
     let field = line.split(' ').nth(4)?;
     if !field.starts_with('/') {
         return None;

@@ -12,21 +12,15 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// Limits at or above this mean "no limit" (cgroup v1 writes `PAGE_COUNTER_MAX` pages, about 2^63).
 const UNLIMITED_THRESHOLD: u64 = 1 << 62;
 
-pub struct MemoryCollector {
+pub(crate) struct MemoryCollector {
     system: Mutex<System>,
 }
 
 impl MemoryCollector {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             system: Mutex::new(System::new_with_specifics(RefreshKind::nothing())),
         }
-    }
-}
-
-impl Default for MemoryCollector {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -96,7 +90,7 @@ impl Collector for MemoryCollector {
 }
 
 /// The tightest memory limit of the cgroups in `proc_self_cgroup` and their ancestors, if any.
-pub fn cgroup_memory_limit(proc_self_cgroup: &str, cgroup_root: &Path) -> Option<u64> {
+fn cgroup_memory_limit(proc_self_cgroup: &str, cgroup_root: &Path) -> Option<u64> {
     cgroup_memory_limit_files(proc_self_cgroup, cgroup_root)
         .iter()
         .filter_map(|file| std::fs::read_to_string(file).ok())
@@ -109,7 +103,7 @@ pub fn cgroup_memory_limit(proc_self_cgroup: &str, cgroup_root: &Path) -> Option
 /// unified hierarchy, cgroup v1 `memory.limit_in_bytes` under the `memory` controller.
 /// In a container with its own cgroup namespace the paths are `/`, so the container's
 /// limit is read from the root of its view.
-pub fn cgroup_memory_limit_files(proc_self_cgroup: &str, cgroup_root: &Path) -> Vec<PathBuf> {
+fn cgroup_memory_limit_files(proc_self_cgroup: &str, cgroup_root: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for line in proc_self_cgroup.lines() {
         let mut parts = line.splitn(3, ':');
@@ -135,7 +129,7 @@ pub fn cgroup_memory_limit_files(proc_self_cgroup: &str, cgroup_root: &Path) -> 
 }
 
 /// A limit file's content: bytes, or `None` for `max` and for values meaning "unlimited".
-pub fn parse_cgroup_limit(text: &str) -> Option<u64> {
+fn parse_cgroup_limit(text: &str) -> Option<u64> {
     let value: u64 = text.trim().parse().ok()?;
     (value < UNLIMITED_THRESHOLD).then_some(value)
 }

@@ -10,12 +10,11 @@ mod filesystem;
 mod memory;
 mod model_artifacts;
 
-pub use cpu::{CpuCollector, CpuSampler};
-pub use filesystem::{FilesystemCollector, parse_mountinfo_line};
-pub use memory::{
-    MemoryCollector, cgroup_memory_limit, cgroup_memory_limit_files, parse_cgroup_limit,
-};
-pub use model_artifacts::{Manifest, ModelArtifactsCollector};
+pub(crate) use cpu::{CpuCollector, CpuSampler};
+pub(crate) use filesystem::FilesystemCollector;
+pub(crate) use memory::MemoryCollector;
+pub use model_artifacts::Manifest;
+pub(crate) use model_artifacts::ModelArtifactsCollector;
 
 use crate::configuration::CollectorSettings;
 use prometheus_client::encoding::{
@@ -25,7 +24,7 @@ use prometheus_client::registry::Unit;
 use std::fmt::Write;
 
 /// One concern of the machine or of the deployed models.
-pub trait Collector: Send + Sync + 'static {
+pub(crate) trait Collector: Send + Sync + 'static {
     /// The `collector` label value.
     fn name(&self) -> CollectorName;
 
@@ -38,17 +37,17 @@ pub trait Collector: Send + Sync + 'static {
 /// Why a collector could not report everything.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct CollectError(pub String);
+pub(crate) struct CollectError(pub(crate) String);
 
 impl CollectError {
-    pub fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Self(message.into())
     }
 }
 
 /// Every collector, in exposition order. The CPU sampler is shared with the background task
 /// that refreshes it (see [`crate::startup`]).
-pub fn all(settings: &CollectorSettings, cpu: CpuSampler) -> Vec<Box<dyn Collector>> {
+pub(crate) fn all(settings: &CollectorSettings, cpu: CpuSampler) -> Vec<Box<dyn Collector>> {
     vec![
         Box::new(CpuCollector::new(cpu)),
         Box::new(MemoryCollector::new()),
@@ -69,7 +68,7 @@ pub fn all(settings: &CollectorSettings, cpu: CpuSampler) -> Vec<Box<dyn Collect
 
 /// The collectors, as the `collector` label of `exporter_collector_*` names them.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub enum CollectorName {
+pub(crate) enum CollectorName {
     Cpu,
     Memory,
     Filesystem,
@@ -77,7 +76,7 @@ pub enum CollectorName {
 }
 
 impl CollectorName {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Cpu => "cpu",
             Self::Memory => "memory",
@@ -96,34 +95,34 @@ impl EncodeLabelValue for CollectorName {
 /// `system_filesystem_*{mountpoint}`: the configured label of a mount point, or the mount point
 /// holding a model bundle.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct MountpointLabels {
-    pub mountpoint: String,
+pub(crate) struct MountpointLabels {
+    pub(crate) mountpoint: String,
 }
 
 /// `model_artifact_*{model, artifact}`: one file of a model bundle.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ModelArtifactLabels {
-    pub model: String,
-    pub artifact: String,
+pub(crate) struct ModelArtifactLabels {
+    pub(crate) model: String,
+    pub(crate) artifact: String,
 }
 
 /// `model_trained_timestamp_seconds{model}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ModelLabels {
-    pub model: String,
+pub(crate) struct ModelLabels {
+    pub(crate) model: String,
 }
 
 /// `model_info{model, version}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ModelInfoLabels {
-    pub model: String,
-    pub version: String,
+pub(crate) struct ModelInfoLabels {
+    pub(crate) model: String,
+    pub(crate) version: String,
 }
 
 /// The label set of one sample: one variant per label shape above. A scrape gathers families of
 /// different shapes into one [`Samples`], hence one type for all of them.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub enum Labels {
+pub(crate) enum Labels {
     /// No labels: `system_load1 0.3`.
     Empty,
     Mountpoint(MountpointLabels),
@@ -170,7 +169,7 @@ impl From<ModelInfoLabels> for Labels {
 
 /// The OpenMetrics type of a family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Gauge,
     /// `<name>_info{...} 1`; the family name has no `_info` suffix.
     Info,
@@ -178,24 +177,24 @@ pub enum Kind {
 
 /// One metric family as gathered during a scrape.
 #[derive(Debug)]
-pub struct Family {
+pub(crate) struct Family {
     /// Without the unit suffix, which the encoder appends (`system_memory_total` + bytes).
-    pub name: &'static str,
-    pub help: &'static str,
-    pub unit: Option<Unit>,
-    pub kind: Kind,
-    pub samples: Vec<(Labels, f64)>,
+    pub(crate) name: &'static str,
+    pub(crate) help: &'static str,
+    pub(crate) unit: Option<Unit>,
+    pub(crate) kind: Kind,
+    pub(crate) samples: Vec<(Labels, f64)>,
 }
 
 /// The families gathered during one scrape, in first-seen order.
 #[derive(Debug, Default)]
-pub struct Samples {
+pub(crate) struct Samples {
     families: Vec<Family>,
 }
 
 impl Samples {
     /// Adds a gauge sample (creating its family on first use).
-    pub fn gauge(
+    pub(crate) fn gauge(
         &mut self,
         name: &'static str,
         help: &'static str,
@@ -209,14 +208,19 @@ impl Samples {
     }
 
     /// Adds an info sample (`<name>_info{labels} 1`).
-    pub fn info(&mut self, name: &'static str, help: &'static str, labels: impl Into<Labels>) {
+    pub(crate) fn info(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: impl Into<Labels>,
+    ) {
         self.family(name, help, None, Kind::Info)
             .samples
             .push((labels.into(), 1.0));
     }
 
     /// Moves every sample of `other` into `self`.
-    pub fn append(&mut self, other: Samples) {
+    pub(crate) fn append(&mut self, other: Samples) {
         for f in other.families {
             let Family {
                 name,
@@ -229,12 +233,13 @@ impl Samples {
         }
     }
 
-    pub fn families(&self) -> &[Family] {
+    pub(crate) fn families(&self) -> &[Family] {
         &self.families
     }
 
     /// The value of the sample `name` (as registered, without unit) with exactly `labels`.
-    pub fn value(&self, name: &str, labels: impl Into<Labels>) -> Option<f64> {
+    #[cfg(test)]
+    pub(crate) fn value(&self, name: &str, labels: impl Into<Labels>) -> Option<f64> {
         let labels = labels.into();
         let family = self.families.iter().find(|f| f.name == name)?;
         family

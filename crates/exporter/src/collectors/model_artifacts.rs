@@ -15,14 +15,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 const MANIFEST: &str = "model.json";
 
-pub struct ModelArtifactsCollector {
+pub(crate) struct ModelArtifactsCollector {
     bundles: Vec<PathBuf>,
     max_file_bytes: u64,
 }
 
 impl ModelArtifactsCollector {
     /// `max_file_bytes`: the largest manifest it reads (`collectors.max_file_bytes`).
-    pub fn new(bundles: Vec<PathBuf>, max_file_bytes: u64) -> Self {
+    pub(crate) fn new(bundles: Vec<PathBuf>, max_file_bytes: u64) -> Self {
         Self {
             bundles,
             max_file_bytes,
@@ -62,10 +62,10 @@ fn read_small_file(path: &Path, max: u64) -> Result<String, String> {
 /// The fields of `model.json` the exporter uses; other fields are ignored.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Manifest {
-    pub name: String,
-    pub version: String,
+    pub(crate) name: String,
+    pub(crate) version: String,
     /// RFC 3339, e.g. `2026-11-21T00:00:00Z`.
-    pub trained_at: String,
+    pub(crate) trained_at: String,
 }
 
 impl Manifest {
@@ -79,7 +79,7 @@ impl Manifest {
     }
 
     /// `trained_at` as seconds since the Unix epoch, with sub-second precision.
-    pub fn trained_timestamp_seconds(&self) -> Result<f64, String> {
+    pub(crate) fn trained_timestamp_seconds(&self) -> Result<f64, String> {
         let t = time::OffsetDateTime::parse(
             &self.trained_at,
             &time::format_description::well_known::Rfc3339,
