@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 #[derive(thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error("the body is not valid JSON: {0}")]
     MalformedJson(String),
     #[error("send the body as application/json (got {0})")]
@@ -51,7 +51,7 @@ impl std::fmt::Debug for ApiError {
 }
 
 impl ApiError {
-    pub fn kind(&self) -> ErrorKind {
+    pub(crate) fn kind(&self) -> ErrorKind {
         match self {
             Self::MalformedJson(_) => ErrorKind::MalformedJson,
             Self::UnsupportedMediaType(_) => ErrorKind::UnsupportedMediaType,
@@ -70,7 +70,7 @@ impl ApiError {
     }
 
     /// The `code` clients see: the validation code where there is one, else the kind.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             Self::Validation(v) => v.code.as_str(),
             Self::Model(_) => "model_error",
