@@ -37,7 +37,6 @@ pub(crate) enum ErrorKind {
     MethodNotAllowed,
     Conflict,
     Model,
-    Internal,
 }
 
 impl ErrorKind {
@@ -54,7 +53,6 @@ impl ErrorKind {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict => "conflict",
             Self::Model => "model",
-            Self::Internal => "internal",
         }
     }
 }
