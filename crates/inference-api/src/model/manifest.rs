@@ -46,7 +46,6 @@ pub struct Training {
 pub struct FeatureStats {
     pub(crate) name: String,
     pub mean: f64,
-    pub std: f64,
     pub(crate) min: f64,
     pub(crate) max: f64,
     /// Inclusive upper edge of each quantile bin.
