@@ -25,8 +25,8 @@ pub struct Settings {
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
-    pub workers: usize,
-    pub shutdown_timeout_seconds: u64,
+    pub(crate) workers: usize,
+    pub(crate) shutdown_timeout_seconds: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -34,23 +34,23 @@ pub struct CollectorSettings {
     pub sampling_interval_seconds: f64,
     pub model_bundles: Vec<PathBuf>,
     pub mountpoints: Vec<MountPoint>,
-    pub watch_model_filesystems: bool,
+    pub(crate) watch_model_filesystems: bool,
     /// How long one scrape waits for a collector before reporting it unsuccessful.
-    pub timeout_seconds: f64,
+    pub(crate) timeout_seconds: f64,
     /// The largest file a collector reads (`model.json`); a larger one fails its collector.
-    pub max_file_bytes: u64,
+    pub(crate) max_file_bytes: u64,
 }
 
 impl CollectorSettings {
     /// The CPU sampling interval, at least 100 ms.
-    pub fn sampling_interval(&self) -> Duration {
+    pub(crate) fn sampling_interval(&self) -> Duration {
         Duration::try_from_secs_f64(self.sampling_interval_seconds)
             .unwrap_or(Duration::from_secs(5))
             .max(Duration::from_millis(100))
     }
 
     /// The per-collector deadline of a scrape, at least 10 ms.
-    pub fn timeout(&self) -> Duration {
+    pub(crate) fn timeout(&self) -> Duration {
         Duration::try_from_secs_f64(self.timeout_seconds)
             .unwrap_or(Duration::from_secs(2))
             .max(Duration::from_millis(10))
@@ -103,7 +103,7 @@ impl TryFrom<MountPointSpec> for MountPoint {
 }
 
 impl Settings {
-    pub fn shutdown_timeout(&self) -> Duration {
+    pub(crate) fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.server.shutdown_timeout_seconds)
     }
 }

@@ -9,7 +9,7 @@
 //! passes, and while that collection is still stuck later scrapes do not start another one of
 //! the same collector: they report it unsuccessful at once. The other collectors are unaffected.
 
-use crate::collectors::{CollectError, Collector, Kind, Samples};
+use crate::collectors::{CollectError, Collector, CollectorName, Kind, Labels, Samples};
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
@@ -46,14 +46,14 @@ impl Watched {
 
 /// How one collector did in one scrape.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Outcome {
-    pub collector: &'static str,
-    pub success: bool,
-    pub seconds: f64,
+pub(crate) struct Outcome {
+    pub(crate) collector: CollectorName,
+    pub(crate) success: bool,
+    pub(crate) seconds: f64,
 }
 
 /// The scrape-time part of the registry: `registry.register_collector(Box::new(scraper))`.
-pub struct ScrapeCollector {
+pub(crate) struct ScrapeCollector {
     collectors: Vec<Arc<Watched>>,
     timeout: Duration,
 }
@@ -61,7 +61,7 @@ pub struct ScrapeCollector {
 impl std::fmt::Debug for ScrapeCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.collectors.iter().map(|w| w.collector.name()))
+            .entries(self.collectors.iter().map(|w| w.collector.name().as_str()))
             .finish()
     }
 }
@@ -73,7 +73,7 @@ type Report = (usize, Found);
 
 impl ScrapeCollector {
     /// `timeout`: how long one scrape waits for a collector.
-    pub fn new(collectors: Vec<Box<dyn Collector>>, timeout: Duration) -> Self {
+    pub(crate) fn new(collectors: Vec<Box<dyn Collector>>, timeout: Duration) -> Self {
         Self {
             collectors: collectors
                 .into_iter()
@@ -91,7 +91,7 @@ impl ScrapeCollector {
     }
 
     /// Runs every collector once, each on its own thread, and waits for them until the deadline.
-    pub fn gather(&self) -> (Samples, Vec<Outcome>) {
+    pub(crate) fn gather(&self) -> (Samples, Vec<Outcome>) {
         let start = Instant::now();
         let deadline = start + self.timeout;
         let (tx, rx) = mpsc::channel::<Report>();
@@ -146,10 +146,10 @@ impl ScrapeCollector {
             let old_state = watched.state.swap(new_state, Ordering::Relaxed);
             match result {
                 Err(e) if old_state != FAILING => {
-                    tracing::warn!(collector = name, error.message = %e, "collector failed");
+                    tracing::warn!(collector = name.as_str(), error.message = %e, "collector failed");
                 }
                 Ok(()) if old_state == FAILING => {
-                    tracing::info!(collector = name, "collector recovered");
+                    tracing::info!(collector = name.as_str(), "collector recovered");
                 }
                 _ => {}
             }
@@ -174,7 +174,7 @@ fn spawn_collection(
     watched.running().push((id, Instant::now()));
     let runner = watched.clone();
     let spawned = std::thread::Builder::new()
-        .name(format!("collect-{}", watched.collector.name()))
+        .name(format!("collect-{}", watched.collector.name().as_str()))
         .spawn(move || {
             let started = Instant::now();
             let mut samples = Samples::default();
@@ -190,8 +190,8 @@ fn spawn_collection(
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CollectorLabel {
-    collector: &'static str,
+struct CollectorLabels {
+    collector: CollectorName,
 }
 
 impl prometheus_client::collector::Collector for ScrapeCollector {
@@ -209,10 +209,10 @@ impl prometheus_client::collector::Collector for ScrapeCollector {
                 metric_type,
             )?;
             for (labels, value) in &family.samples {
-                match family.kind {
-                    Kind::Info => metric.encode_info(labels)?,
-                    Kind::Gauge if labels.is_empty() => metric.encode_gauge(value)?,
-                    Kind::Gauge => metric.encode_family(labels)?.encode_gauge(value)?,
+                match (family.kind, labels) {
+                    (Kind::Info, _) => metric.encode_info(labels)?,
+                    (Kind::Gauge, Labels::Empty) => metric.encode_gauge(value)?,
+                    (Kind::Gauge, _) => metric.encode_family(labels)?.encode_gauge(value)?,
                 }
             }
         }
@@ -226,7 +226,7 @@ impl prometheus_client::collector::Collector for ScrapeCollector {
         for o in &outcomes {
             let value: i64 = o.success.into();
             success
-                .encode_family(&CollectorLabel {
+                .encode_family(&CollectorLabels {
                     collector: o.collector,
                 })?
                 .encode_gauge(&value)?;
@@ -239,7 +239,7 @@ impl prometheus_client::collector::Collector for ScrapeCollector {
         )?;
         for o in &outcomes {
             duration
-                .encode_family(&CollectorLabel {
+                .encode_family(&CollectorLabels {
                     collector: o.collector,
                 })?
                 .encode_gauge(&o.seconds)?;
@@ -251,6 +251,7 @@ impl prometheus_client::collector::Collector for ScrapeCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collectors::ModelLabels;
     use std::sync::atomic::AtomicBool;
 
     const TIMEOUT: Duration = Duration::from_secs(5);
@@ -259,35 +260,35 @@ mod tests {
         fail: Arc<AtomicBool>,
     }
 
+    /// Fails while switched; it stands in for the CPU collector.
     impl Collector for Switchable {
-        fn name(&self) -> &'static str {
-            "switchable"
+        fn name(&self) -> CollectorName {
+            CollectorName::Cpu
         }
         fn collect(&self, out: &mut Samples) -> Result<(), CollectError> {
             if self.fail.load(Ordering::Relaxed) {
                 return Err(CollectError::new("switched off"));
             }
-            out.gauge("test_value", "A value", None, vec![], 42.0);
+            out.gauge("test_value", "A value", None, Labels::Empty, 42.0);
             Ok(())
         }
     }
 
     struct Steady;
 
+    /// Always succeeds; it stands in for the memory collector.
     impl Collector for Steady {
-        fn name(&self) -> &'static str {
-            "steady"
+        fn name(&self) -> CollectorName {
+            CollectorName::Memory
         }
         fn collect(&self, out: &mut Samples) -> Result<(), CollectError> {
-            out.gauge(
-                "test",
-                "Bytes",
-                Some(Unit::Bytes),
-                vec![("k", "v".into())],
-                7.0,
-            );
+            out.gauge("test", "Bytes", Some(Unit::Bytes), model("m"), 7.0);
             Ok(())
         }
+    }
+
+    fn model(name: &str) -> ModelLabels {
+        ModelLabels { model: name.into() }
     }
 
     fn render(scraper: ScrapeCollector) -> String {
@@ -307,15 +308,15 @@ mod tests {
             TIMEOUT,
         );
         let (samples, outcomes) = scraper.gather();
-        assert_eq!(samples.value("test_value", &[]), None);
-        assert_eq!(samples.value("test", &[("k", "v")]), Some(7.0));
+        assert_eq!(samples.value("test_value", Labels::Empty), None);
+        assert_eq!(samples.value("test", model("m")), Some(7.0));
         assert_eq!(
             outcomes.iter().map(|o| o.success).collect::<Vec<_>>(),
             [false, true]
         );
         fail.store(false, Ordering::Relaxed);
         let (samples, outcomes) = scraper.gather();
-        assert_eq!(samples.value("test_value", &[]), Some(42.0));
+        assert_eq!(samples.value("test_value", Labels::Empty), Some(42.0));
         assert!(outcomes.iter().all(|o| o.success));
     }
 
@@ -371,10 +372,10 @@ mod tests {
             TIMEOUT,
         ));
         assert!(text.contains("# UNIT test_bytes bytes\n"), "{text}");
-        assert!(text.contains("test_bytes{k=\"v\"} 7.0\n"), "{text}");
-        assert!(text.contains("exporter_collector_success{collector=\"switchable\"} 0\n"));
-        assert!(text.contains("exporter_collector_success{collector=\"steady\"} 1\n"));
-        assert!(text.contains("exporter_collector_duration_seconds{collector=\"steady\"} "));
+        assert!(text.contains("test_bytes{model=\"m\"} 7.0\n"), "{text}");
+        assert!(text.contains("exporter_collector_success{collector=\"cpu\"} 0\n"));
+        assert!(text.contains("exporter_collector_success{collector=\"memory\"} 1\n"));
+        assert!(text.contains("exporter_collector_duration_seconds{collector=\"memory\"} "));
         assert!(text.ends_with("# EOF\n"));
     }
 
@@ -383,9 +384,10 @@ mod tests {
         release: Arc<(Mutex<bool>, std::sync::Condvar)>,
     }
 
+    /// It stands in for the filesystem collector.
     impl Collector for Blocking {
-        fn name(&self) -> &'static str {
-            "blocking"
+        fn name(&self) -> CollectorName {
+            CollectorName::Filesystem
         }
         fn collect(&self, out: &mut Samples) -> Result<(), CollectError> {
             let (lock, cvar) = &*self.release;
@@ -393,7 +395,7 @@ mod tests {
             while !*released {
                 released = cvar.wait(released).expect("wait");
             }
-            out.gauge("blocking_value", "A value", None, vec![], 1.0);
+            out.gauge("blocking_value", "A value", None, Labels::Empty, 1.0);
             Ok(())
         }
     }
@@ -419,7 +421,7 @@ mod tests {
         let first = started.elapsed();
         assert!(first >= timeout && first < timeout * 3, "{first:?}");
         assert_eq!(success(&outcomes), [false, true]);
-        assert_eq!(samples.value("test", &[("k", "v")]), Some(7.0));
+        assert_eq!(samples.value("test", model("m")), Some(7.0));
 
         // While it is still stuck, later scrapes answer at once and start no second collection.
         std::thread::sleep(timeout);
@@ -442,6 +444,6 @@ mod tests {
         }
         let (samples, outcomes) = scraper.gather();
         assert_eq!(success(&outcomes), [true, true]);
-        assert_eq!(samples.value("blocking_value", &[]), Some(1.0));
+        assert_eq!(samples.value("blocking_value", Labels::Empty), Some(1.0));
     }
 }

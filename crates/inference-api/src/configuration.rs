@@ -20,7 +20,7 @@ pub struct Settings {
     pub feedback: FeedbackSettings,
     pub log: LogSettings,
     #[serde(default)]
-    pub metrics: MetricsSettings,
+    pub(crate) metrics: MetricsSettings,
     #[serde(default)]
     pub testing: TestingSettings,
 }
@@ -35,7 +35,7 @@ pub struct ServerSettings {
 
 impl ServerSettings {
     /// Worker threads to start: the configured number, or one per CPU when 0.
-    pub fn worker_count(&self) -> usize {
+    pub(crate) fn worker_count(&self) -> usize {
         match self.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -45,7 +45,7 @@ impl ServerSettings {
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum SessionSharing {
+pub(crate) enum SessionSharing {
     /// One ONNX session per actix worker thread: no lock contention on the hot path.
     PerWorker,
     /// One session for the whole process behind a mutex.
@@ -56,8 +56,8 @@ pub enum SessionSharing {
 pub struct ModelSettings {
     pub bundle_dir: PathBuf,
     pub onnxruntime_path: PathBuf,
-    pub session_sharing: SessionSharing,
-    pub intra_threads: usize,
+    pub(crate) session_sharing: SessionSharing,
+    pub(crate) intra_threads: usize,
     /// Rows of concurrent requests on one worker that may share one model call (0 = never share).
     pub coalesce_max_rows: usize,
 }
@@ -65,7 +65,7 @@ pub struct ModelSettings {
 #[derive(Clone, Debug, Deserialize)]
 pub struct LimitSettings {
     pub max_body_bytes: usize,
-    pub max_batch_rows: usize,
+    pub(crate) max_batch_rows: usize,
     pub max_in_flight: usize,
     /// The whole body must arrive within this many seconds of the request's headers.
     pub body_read_timeout_seconds: f64,
@@ -74,7 +74,7 @@ pub struct LimitSettings {
 }
 
 impl LimitSettings {
-    pub fn body_read_timeout(&self) -> Duration {
+    pub(crate) fn body_read_timeout(&self) -> Duration {
         Duration::try_from_secs_f64(self.body_read_timeout_seconds)
             .unwrap_or(Duration::from_secs(10))
     }
@@ -83,13 +83,13 @@ impl LimitSettings {
 #[derive(Clone, Debug, Deserialize)]
 pub struct QualitySettings {
     pub missing_values: crate::model::features::MissingPolicy,
-    pub drift_tracking: bool,
+    pub(crate) drift_tracking: bool,
     pub drift_window_rows: usize,
-    pub drift_window_max_age_seconds: u64,
+    pub(crate) drift_window_max_age_seconds: u64,
 }
 
 impl QualitySettings {
-    pub fn drift_max_age(&self) -> Duration {
+    pub(crate) fn drift_max_age(&self) -> Duration {
         Duration::from_secs(self.drift_window_max_age_seconds)
     }
 }
@@ -107,12 +107,12 @@ pub struct LogSettings {
 /// Histogram buckets; each defaults to the named set in `metrics_core::buckets`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
-pub struct MetricsSettings {
-    pub http_latency_seconds: Vec<f64>,
-    pub preprocess_seconds: Vec<f64>,
-    pub model_run_seconds: Vec<f64>,
-    pub batch_rows: Vec<f64>,
-    pub confidence: Vec<f64>,
+pub(crate) struct MetricsSettings {
+    pub(crate) http_latency_seconds: Vec<f64>,
+    pub(crate) preprocess_seconds: Vec<f64>,
+    pub(crate) model_run_seconds: Vec<f64>,
+    pub(crate) batch_rows: Vec<f64>,
+    pub(crate) confidence: Vec<f64>,
 }
 
 impl Default for MetricsSettings {
@@ -139,7 +139,7 @@ pub struct TestingSettings {
 
 impl TestingSettings {
     /// The extra `/predict` delay, or `None` when it is off.
-    pub fn predict_delay(&self) -> Option<Duration> {
+    pub(crate) fn predict_delay(&self) -> Option<Duration> {
         (self.predict_delay_ms > 0).then(|| Duration::from_millis(self.predict_delay_ms))
     }
 }

@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 #[derive(thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error("the body is not valid JSON: {0}")]
     MalformedJson(String),
     #[error("send the body as application/json (got {0})")]
@@ -33,8 +33,6 @@ pub enum ApiError {
     AlreadyLabelled(String),
     #[error("the model failed to run")]
     Model(#[source] EngineError),
-    #[error("internal error")]
-    Internal(#[from] anyhow::Error),
 }
 
 impl std::fmt::Debug for ApiError {
@@ -51,7 +49,7 @@ impl std::fmt::Debug for ApiError {
 }
 
 impl ApiError {
-    pub fn kind(&self) -> ErrorKind {
+    pub(crate) fn kind(&self) -> ErrorKind {
         match self {
             Self::MalformedJson(_) => ErrorKind::MalformedJson,
             Self::UnsupportedMediaType(_) => ErrorKind::UnsupportedMediaType,
@@ -65,12 +63,11 @@ impl ApiError {
             Self::UnknownPrediction(_) => ErrorKind::NotFound,
             Self::AlreadyLabelled(_) => ErrorKind::Conflict,
             Self::Model(_) => ErrorKind::Model,
-            Self::Internal(_) => ErrorKind::Internal,
         }
     }
 
     /// The `code` clients see: the validation code where there is one, else the kind.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             Self::Validation(v) => v.code.as_str(),
             Self::Model(_) => "model_error",
@@ -106,12 +103,12 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnknownPrediction(_) => StatusCode::NOT_FOUND,
             Self::AlreadyLabelled(_) => StatusCode::CONFLICT,
-            Self::Model(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Model(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if matches!(self, Self::Model(_) | Self::Internal(_)) {
+        if matches!(self, Self::Model(_)) {
             tracing::error!(error.cause_chain = ?self, error.message = %self, "request failed");
         }
         let body = ErrorBody {
@@ -147,10 +144,10 @@ mod tests {
     use crate::model::features::ValidationCode;
 
     #[test]
-    fn internal_details_never_reach_the_body() {
-        let e = ApiError::Internal(anyhow::anyhow!("disk /secret/path exploded"));
+    fn model_error_details_never_reach_the_body() {
+        let e = ApiError::Model(EngineError::Run("tensor at /secret/path exploded".into()));
         assert_eq!(e.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(e.to_string(), "internal error");
+        assert_eq!(e.to_string(), "the model failed to run");
         assert!(format!("{e:?}").contains("/secret/path"));
     }
 

@@ -25,7 +25,7 @@ type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// Why a request failed: the closed set behind `inference_errors_total{kind}`.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub enum ErrorKind {
+pub(crate) enum ErrorKind {
     MalformedJson,
     UnsupportedMediaType,
     PayloadTooLarge,
@@ -37,11 +37,10 @@ pub enum ErrorKind {
     MethodNotAllowed,
     Conflict,
     Model,
-    Internal,
 }
 
 impl ErrorKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::MalformedJson => "malformed_json",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -54,7 +53,6 @@ impl ErrorKind {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict => "conflict",
             Self::Model => "model",
-            Self::Internal => "internal",
         }
     }
 }
@@ -96,7 +94,7 @@ struct FeatureLabels {
 
 /// The outcome of a feedback label.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub enum FeedbackOutcome {
+pub(crate) enum FeedbackOutcome {
     Correct,
     Incorrect,
 }
@@ -124,8 +122,8 @@ struct ScoreLabels {
 
 /// Every metric of the inference API (`inference_*`), plus HTTP metrics from metrics-core.
 #[derive(Clone)]
-pub struct InferenceMetrics {
-    pub http: HttpMetrics,
+pub(crate) struct InferenceMetrics {
+    pub(crate) http: HttpMetrics,
     errors: Family<ErrorLabels, Counter>,
     preprocess: HistogramFamily<ModelLabels>,
     model_run: HistogramFamily<ModelLabels>,
@@ -145,7 +143,7 @@ pub struct InferenceMetrics {
 }
 
 /// Handles of one published model, resolved once.
-pub struct ModelHandles {
+pub(crate) struct ModelHandles {
     preprocess: Histogram,
     model_run: Histogram,
     batch_size: Histogram,
@@ -214,7 +212,7 @@ impl Collector for DriftCollector {
 
 impl InferenceMetrics {
     /// Registers everything under `inference_` in `registry`, plus process and build info.
-    pub fn register(registry: &mut Registry, buckets: &MetricsSettings) -> Self {
+    pub(crate) fn register(registry: &mut Registry, buckets: &MetricsSettings) -> Self {
         metrics_core::process::register(registry);
         let r = registry.sub_registry_with_prefix("inference");
         metrics_core::build_info::register(r, "inference-api", env!("CARGO_PKG_VERSION"));
@@ -320,14 +318,14 @@ impl InferenceMetrics {
         m
     }
 
-    pub fn count_error(&self, route: Arc<str>, kind: ErrorKind) {
+    pub(crate) fn count_error(&self, route: Arc<str>, kind: ErrorKind) {
         self.errors
             .get_or_create(&ErrorLabels { route, kind })
             .inc();
     }
 
     /// Sets the model's info gauges and resolves its hot-path handles; exports `drift` if given.
-    pub fn publish_model(
+    pub(crate) fn publish_model(
         &self,
         model: &LoadedModel,
         drift: Option<Arc<DriftWindow>>,
@@ -415,16 +413,16 @@ impl InferenceMetrics {
 }
 
 impl ModelHandles {
-    pub fn observe_preprocess(&self, d: Duration) {
+    pub(crate) fn observe_preprocess(&self, d: Duration) {
         self.preprocess.observe(d.as_secs_f64());
     }
 
-    pub fn observe_run(&self, d: Duration, rows: usize) {
+    pub(crate) fn observe_run(&self, d: Duration, rows: usize) {
         self.model_run.observe(d.as_secs_f64());
         self.batch_size.observe(rows as f64);
     }
 
-    pub fn count_missing(&self, features: &[usize]) {
+    pub(crate) fn count_missing(&self, features: &[usize]) {
         for &i in features {
             if let Some(c) = self.missing.get(i) {
                 c.inc();
@@ -432,13 +430,13 @@ impl ModelHandles {
         }
     }
 
-    pub fn count_out_of_range(&self, feature: usize) {
+    pub(crate) fn count_out_of_range(&self, feature: usize) {
         if let Some(c) = self.out_of_range.get(feature) {
             c.inc();
         }
     }
 
-    pub fn count_feedback(&self, correct: bool) {
+    pub(crate) fn count_feedback(&self, correct: bool) {
         if correct {
             &self.feedback_correct
         } else {
@@ -447,15 +445,15 @@ impl ModelHandles {
         .inc();
     }
 
-    pub fn count_unmatched_feedback(&self) {
+    pub(crate) fn count_unmatched_feedback(&self) {
         self.feedback_unmatched.inc();
     }
 
-    pub fn count_evicted(&self, rows: usize) {
+    pub(crate) fn count_evicted(&self, rows: usize) {
         self.feedback_evicted.inc_by(rows as u64);
     }
 
-    pub fn observe_prediction(&self, class_index: usize, confidence: f32) {
+    pub(crate) fn observe_prediction(&self, class_index: usize, confidence: f32) {
         if let Some((count, conf)) = self.per_class.get(class_index) {
             count.inc();
             conf.observe(f64::from(confidence));

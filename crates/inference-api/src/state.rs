@@ -11,17 +11,22 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// The published model with its metric handles, drift window and feedback store.
-pub struct ServingModel {
-    pub model: LoadedModel,
-    pub handles: ModelHandles,
-    pub bins: FeatureBins,
-    pub drift: Option<Arc<DriftWindow>>,
-    pub feedback: FeedbackStore,
+pub(crate) struct ServingModel {
+    pub(crate) model: LoadedModel,
+    pub(crate) handles: ModelHandles,
+    pub(crate) bins: FeatureBins,
+    pub(crate) drift: Option<Arc<DriftWindow>>,
+    pub(crate) feedback: FeedbackStore,
 }
 
 impl ServingModel {
     /// One model call on `worker`'s engine, timed into the run-duration and batch-size histograms.
-    pub fn run(&self, worker: usize, values: &[f32], rows: usize) -> Result<Output, EngineError> {
+    pub(crate) fn run(
+        &self,
+        worker: usize,
+        values: &[f32],
+        rows: usize,
+    ) -> Result<Output, EngineError> {
         let started = Instant::now();
         let out = self.model.run(worker, values, rows)?;
         self.handles.observe_run(started.elapsed(), rows);
@@ -29,7 +34,7 @@ impl ServingModel {
     }
 
     /// Data quality and drift bookkeeping for rows about to be predicted on `worker`.
-    pub fn observe_inputs(&self, worker: usize, matrix: &FeatureMatrix) {
+    pub(crate) fn observe_inputs(&self, worker: usize, matrix: &FeatureMatrix) {
         self.handles.count_missing(&matrix.imputed);
         let f = self.bins.features();
         for row in matrix.values.chunks_exact(f) {
@@ -45,13 +50,13 @@ impl ServingModel {
     }
 }
 
-pub struct AppState {
+pub(crate) struct AppState {
     model: OnceLock<ServingModel>,
-    pub metrics: InferenceMetrics,
-    pub limits: LimitSettings,
-    pub quality: QualitySettings,
+    pub(crate) metrics: InferenceMetrics,
+    pub(crate) limits: LimitSettings,
+    pub(crate) quality: QualitySettings,
     /// Test-only knobs (`testing.predict_delay_ms`); all off in production.
-    pub testing: TestingSettings,
+    pub(crate) testing: TestingSettings,
     feedback: FeedbackSettings,
     workers: usize,
     in_flight: AtomicUsize,
@@ -59,10 +64,10 @@ pub struct AppState {
 
 /// The index of the actix worker a request runs on; picks that worker's ONNX session and shards.
 #[derive(Clone, Copy, Debug)]
-pub struct WorkerIndex(pub usize);
+pub(crate) struct WorkerIndex(pub usize);
 
 impl AppState {
-    pub fn new(
+    pub(crate) fn new(
         metrics: InferenceMetrics,
         limits: LimitSettings,
         quality: QualitySettings,
@@ -83,12 +88,12 @@ impl AppState {
     }
 
     /// The served model, or `None` until it is loaded and warmed up.
-    pub fn model(&self) -> Option<&ServingModel> {
+    pub(crate) fn model(&self) -> Option<&ServingModel> {
         self.model.get()
     }
 
     /// Publishes a loaded model; from now on `/ready` answers 200. Only the first call wins.
-    pub fn publish(&self, model: LoadedModel) -> bool {
+    pub(crate) fn publish(&self, model: LoadedModel) -> bool {
         let bins = FeatureBins::from_manifest(&model.manifest);
         let drift = self.quality.drift_tracking.then(|| {
             Arc::new(DriftWindow::new(
@@ -112,7 +117,7 @@ impl AppState {
     }
 
     /// Admits a prediction if fewer than `max_in_flight` are running; the permit frees its slot on drop.
-    pub fn try_admit(&self) -> Option<Permit<'_>> {
+    pub(crate) fn try_admit(&self) -> Option<Permit<'_>> {
         let max = self.limits.max_in_flight;
         self.in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -123,7 +128,7 @@ impl AppState {
     }
 }
 
-pub struct Permit<'a>(&'a AtomicUsize);
+pub(crate) struct Permit<'a>(&'a AtomicUsize);
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {

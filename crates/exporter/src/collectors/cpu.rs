@@ -5,7 +5,7 @@
 //! interval (see [`crate::startup`]); a scrape only reads its latest sample. Load averages are
 //! already averaged by the kernel and are read from `/proc/loadavg` at scrape time.
 
-use super::{CollectError, Collector, Samples};
+use super::{CollectError, Collector, CollectorName, Labels, Samples};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use sysinfo::{CpuRefreshKind, RefreshKind, System};
@@ -15,7 +15,7 @@ const MIN_SAMPLE_SPACING: Duration = Duration::from_millis(100);
 
 /// The latest CPU reading, shared between the background sampler and the collector.
 #[derive(Clone)]
-pub struct CpuSampler {
+pub(crate) struct CpuSampler {
     interval: Duration,
     inner: Arc<Mutex<SamplerState>>,
 }
@@ -28,17 +28,17 @@ struct SamplerState {
 
 /// One usage ratio, averaged between two refreshes.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct CpuSample {
+pub(crate) struct CpuSample {
     /// 0..=1, busy time over total time of all CPUs.
-    pub usage_ratio: f64,
+    pub(crate) usage_ratio: f64,
     /// Logical CPUs of the machine.
-    pub count: usize,
-    pub taken_at: Instant,
+    pub(crate) count: usize,
+    pub(crate) taken_at: Instant,
 }
 
 impl CpuSampler {
     /// Takes the first (baseline) reading; the first usage is known after [`Self::sample`].
-    pub fn new(interval: Duration) -> Self {
+    pub(crate) fn new(interval: Duration) -> Self {
         let system = System::new_with_specifics(
             RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing().with_cpu_usage()),
         );
@@ -52,12 +52,12 @@ impl CpuSampler {
         }
     }
 
-    pub fn interval(&self) -> Duration {
+    pub(crate) fn interval(&self) -> Duration {
         self.interval
     }
 
     /// Refreshes `/proc/stat` and records the usage since the previous refresh.
-    pub fn sample(&self) {
+    pub(crate) fn sample(&self) {
         let mut state = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         if now.duration_since(state.previous_refresh) < MIN_SAMPLE_SPACING {
@@ -79,7 +79,7 @@ impl CpuSampler {
         });
     }
 
-    pub fn latest(&self) -> Option<CpuSample> {
+    pub(crate) fn latest(&self) -> Option<CpuSample> {
         self.inner
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -88,18 +88,18 @@ impl CpuSampler {
 
     /// When the first usage sample should be taken: soon, not a whole (possibly long) interval
     /// after start.
-    pub fn first_sample_delay(&self) -> Duration {
+    pub(crate) fn first_sample_delay(&self) -> Duration {
         self.interval.min(Duration::from_millis(250))
     }
 }
 
-pub struct CpuCollector {
+pub(crate) struct CpuCollector {
     sampler: CpuSampler,
     started: Instant,
 }
 
 impl CpuCollector {
-    pub fn new(sampler: CpuSampler) -> Self {
+    pub(crate) fn new(sampler: CpuSampler) -> Self {
         Self {
             sampler,
             started: Instant::now(),
@@ -113,8 +113,8 @@ impl CpuCollector {
 }
 
 impl Collector for CpuCollector {
-    fn name(&self) -> &'static str {
-        "cpu"
+    fn name(&self) -> CollectorName {
+        CollectorName::Cpu
     }
 
     fn collect(&self, out: &mut Samples) -> Result<(), CollectError> {
@@ -125,13 +125,25 @@ impl Collector for CpuCollector {
                     .ok_or_else(|| CollectError::new(format!("unexpected /proc/loadavg: {text:?}")))
             });
         if let Ok([one, five, fifteen]) = loadavg {
-            out.gauge("system_load1", "1-minute load average", None, vec![], one);
-            out.gauge("system_load5", "5-minute load average", None, vec![], five);
+            out.gauge(
+                "system_load1",
+                "1-minute load average",
+                None,
+                Labels::Empty,
+                one,
+            );
+            out.gauge(
+                "system_load5",
+                "5-minute load average",
+                None,
+                Labels::Empty,
+                five,
+            );
             out.gauge(
                 "system_load15",
                 "15-minute load average",
                 None,
-                vec![],
+                Labels::Empty,
                 fifteen,
             );
         }
@@ -147,14 +159,14 @@ impl Collector for CpuCollector {
                     "system_cpu_usage_ratio",
                     "Busy share of all CPUs of the machine over the last sampling interval (0..1)",
                     None,
-                    vec![],
+                    Labels::Empty,
                     s.usage_ratio,
                 );
                 out.gauge(
                     "system_cpu_count",
                     "Logical CPUs of the machine",
                     None,
-                    vec![],
+                    Labels::Empty,
                     s.count as f64,
                 );
                 None
@@ -173,7 +185,7 @@ impl Collector for CpuCollector {
 }
 
 /// The three load averages of `/proc/loadavg` (`"0.30 0.58 0.34 1/103 12209"`).
-pub fn parse_loadavg(text: &str) -> Option<[f64; 3]> {
+fn parse_loadavg(text: &str) -> Option<[f64; 3]> {
     let mut fields = text.split_whitespace().map(str::parse::<f64>);
     let one = fields.next()?.ok()?;
     let five = fields.next()?.ok()?;

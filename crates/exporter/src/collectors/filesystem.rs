@@ -4,19 +4,19 @@
 //! Values come from `statvfs(2)`: size = `f_blocks * f_frsize`, avail = `f_bavail * f_frsize`
 //! (the space an unprivileged writer can still use, as `df` shows it).
 
-use super::{CollectError, Collector, Samples};
+use super::{CollectError, Collector, CollectorName, MountpointLabels, Samples};
 use crate::configuration::MountPoint;
 use prometheus_client::registry::Unit;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-pub struct FilesystemCollector {
+pub(crate) struct FilesystemCollector {
     mountpoints: Vec<MountPoint>,
     model_bundles: Vec<PathBuf>,
 }
 
 impl FilesystemCollector {
-    pub fn new(mountpoints: Vec<MountPoint>, model_bundles: Vec<PathBuf>) -> Self {
+    pub(crate) fn new(mountpoints: Vec<MountPoint>, model_bundles: Vec<PathBuf>) -> Self {
         Self {
             mountpoints,
             model_bundles,
@@ -45,27 +45,28 @@ fn device_of(path: &Path) -> Result<u64, CollectError> {
 }
 
 impl Collector for FilesystemCollector {
-    fn name(&self) -> &'static str {
-        "filesystem"
+    fn name(&self) -> CollectorName {
+        CollectorName::Filesystem
     }
 
     fn collect(&self, out: &mut Samples) -> Result<(), CollectError> {
         let mut errors = Vec::new();
         let mut seen_devices = Vec::new();
         let mut seen_labels = Vec::new();
-        let report = |out: &mut Samples, label: String, usage: Usage| {
+        let report = |out: &mut Samples, mountpoint: String, usage: Usage| {
+            let labels = MountpointLabels { mountpoint };
             out.gauge(
                 "system_filesystem_size",
                 "Size of the filesystem",
                 Some(Unit::Bytes),
-                vec![("mountpoint", label.clone())],
+                labels.clone(),
                 usage.size_bytes as f64,
             );
             out.gauge(
                 "system_filesystem_avail",
                 "Space left on the filesystem for unprivileged users",
                 Some(Unit::Bytes),
-                vec![("mountpoint", label)],
+                labels,
                 usage.avail_bytes as f64,
             );
         };
@@ -137,7 +138,7 @@ fn longest_mount_prefix(mountinfo: &str, canonical: &Path) -> Option<PathBuf> {
 
 /// The mount point (5th field, octal escapes such as `\040` undone) of a `/proc/self/mountinfo`
 /// line: `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw`.
-pub fn parse_mountinfo_line(line: &str) -> Option<PathBuf> {
+fn parse_mountinfo_line(line: &str) -> Option<PathBuf> {
     let field = line.split(' ').nth(4)?;
     if !field.starts_with('/') {
         return None;
@@ -169,6 +170,12 @@ pub fn parse_mountinfo_line(line: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mountpoint(label: &str) -> MountpointLabels {
+        MountpointLabels {
+            mountpoint: label.into(),
+        }
+    }
 
     const MOUNTINFO: &str = "\
 22 1 253:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
@@ -216,7 +223,7 @@ mod tests {
         collector.collect(&mut out).expect("statvfs of a temp dir");
         assert_eq!(out.families()[0].samples.len(), 1);
         assert!(
-            out.value("system_filesystem_size", &[("mountpoint", "bundle-fs")])
+            out.value("system_filesystem_size", mountpoint("bundle-fs"))
                 .is_some_and(|v| v > 0.0)
         );
     }
@@ -240,11 +247,11 @@ mod tests {
         let err = collector.collect(&mut out).expect_err("missing path");
         assert!(err.0.contains("/definitely/not/here"), "{err}");
         assert!(
-            out.value("system_filesystem_avail", &[("mountpoint", "/")])
+            out.value("system_filesystem_avail", mountpoint("/"))
                 .is_some()
         );
         assert!(
-            out.value("system_filesystem_avail", &[("mountpoint", "gone")])
+            out.value("system_filesystem_avail", mountpoint("gone"))
                 .is_none()
         );
     }

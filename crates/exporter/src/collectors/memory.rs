@@ -1,7 +1,7 @@
 //! `memory`: RAM and swap of the machine from `/proc/meminfo` (through sysinfo), and the cgroup
 //! memory limit of this process where one applies (containers, systemd units with `MemoryMax`).
 
-use super::{CollectError, Collector, Samples};
+use super::{CollectError, Collector, CollectorName, Labels, Samples};
 use prometheus_client::registry::Unit;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -12,27 +12,21 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// Limits at or above this mean "no limit" (cgroup v1 writes `PAGE_COUNTER_MAX` pages, about 2^63).
 const UNLIMITED_THRESHOLD: u64 = 1 << 62;
 
-pub struct MemoryCollector {
+pub(crate) struct MemoryCollector {
     system: Mutex<System>,
 }
 
 impl MemoryCollector {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             system: Mutex::new(System::new_with_specifics(RefreshKind::nothing())),
         }
     }
 }
 
-impl Default for MemoryCollector {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Collector for MemoryCollector {
-    fn name(&self) -> &'static str {
-        "memory"
+    fn name(&self) -> CollectorName {
+        CollectorName::Memory
     }
 
     fn collect(&self, out: &mut Samples) -> Result<(), CollectError> {
@@ -48,35 +42,35 @@ impl Collector for MemoryCollector {
             "system_memory_total",
             "Physical memory of the machine",
             bytes.clone(),
-            vec![],
+            Labels::Empty,
             total as f64,
         );
         out.gauge(
             "system_memory_available",
             "Memory available for starting new applications without swapping (MemAvailable)",
             bytes.clone(),
-            vec![],
+            Labels::Empty,
             available as f64,
         );
         out.gauge(
             "system_memory_used",
             "Physical memory minus available memory",
             bytes.clone(),
-            vec![],
+            Labels::Empty,
             total.saturating_sub(available) as f64,
         );
         out.gauge(
             "system_swap_total",
             "Swap space of the machine",
             bytes.clone(),
-            vec![],
+            Labels::Empty,
             system.total_swap() as f64,
         );
         out.gauge(
             "system_swap_used",
             "Swap space in use",
             bytes.clone(),
-            vec![],
+            Labels::Empty,
             system.used_swap() as f64,
         );
         drop(system);
@@ -87,7 +81,7 @@ impl Collector for MemoryCollector {
                 "system_memory_limit",
                 "Memory limit of this process's cgroup (container), when one is set",
                 bytes,
-                vec![],
+                Labels::Empty,
                 limit as f64,
             );
         }
@@ -96,7 +90,7 @@ impl Collector for MemoryCollector {
 }
 
 /// The tightest memory limit of the cgroups in `proc_self_cgroup` and their ancestors, if any.
-pub fn cgroup_memory_limit(proc_self_cgroup: &str, cgroup_root: &Path) -> Option<u64> {
+fn cgroup_memory_limit(proc_self_cgroup: &str, cgroup_root: &Path) -> Option<u64> {
     cgroup_memory_limit_files(proc_self_cgroup, cgroup_root)
         .iter()
         .filter_map(|file| std::fs::read_to_string(file).ok())
@@ -109,7 +103,7 @@ pub fn cgroup_memory_limit(proc_self_cgroup: &str, cgroup_root: &Path) -> Option
 /// unified hierarchy, cgroup v1 `memory.limit_in_bytes` under the `memory` controller.
 /// In a container with its own cgroup namespace the paths are `/`, so the container's
 /// limit is read from the root of its view.
-pub fn cgroup_memory_limit_files(proc_self_cgroup: &str, cgroup_root: &Path) -> Vec<PathBuf> {
+fn cgroup_memory_limit_files(proc_self_cgroup: &str, cgroup_root: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for line in proc_self_cgroup.lines() {
         let mut parts = line.splitn(3, ':');
@@ -135,7 +129,7 @@ pub fn cgroup_memory_limit_files(proc_self_cgroup: &str, cgroup_root: &Path) -> 
 }
 
 /// A limit file's content: bytes, or `None` for `max` and for values meaning "unlimited".
-pub fn parse_cgroup_limit(text: &str) -> Option<u64> {
+fn parse_cgroup_limit(text: &str) -> Option<u64> {
     let value: u64 = text.trim().parse().ok()?;
     (value < UNLIMITED_THRESHOLD).then_some(value)
 }

@@ -4,7 +4,10 @@
 //!
 //! A bundle that cannot be read completely exports nothing at all: no stale and no partial values.
 
-use super::{CollectError, Collector, Samples};
+use super::{
+    CollectError, Collector, CollectorName, ModelArtifactLabels, ModelInfoLabels, ModelLabels,
+    Samples,
+};
 use prometheus_client::registry::Unit;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -12,14 +15,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 const MANIFEST: &str = "model.json";
 
-pub struct ModelArtifactsCollector {
+pub(crate) struct ModelArtifactsCollector {
     bundles: Vec<PathBuf>,
     max_file_bytes: u64,
 }
 
 impl ModelArtifactsCollector {
     /// `max_file_bytes`: the largest manifest it reads (`collectors.max_file_bytes`).
-    pub fn new(bundles: Vec<PathBuf>, max_file_bytes: u64) -> Self {
+    pub(crate) fn new(bundles: Vec<PathBuf>, max_file_bytes: u64) -> Self {
         Self {
             bundles,
             max_file_bytes,
@@ -59,10 +62,10 @@ fn read_small_file(path: &Path, max: u64) -> Result<String, String> {
 /// The fields of `model.json` the exporter uses; other fields are ignored.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Manifest {
-    pub name: String,
-    pub version: String,
+    pub(crate) name: String,
+    pub(crate) version: String,
     /// RFC 3339, e.g. `2026-11-21T00:00:00Z`.
-    pub trained_at: String,
+    pub(crate) trained_at: String,
 }
 
 impl Manifest {
@@ -76,7 +79,7 @@ impl Manifest {
     }
 
     /// `trained_at` as seconds since the Unix epoch, with sub-second precision.
-    pub fn trained_timestamp_seconds(&self) -> Result<f64, String> {
+    pub(crate) fn trained_timestamp_seconds(&self) -> Result<f64, String> {
         let t = time::OffsetDateTime::parse(
             &self.trained_at,
             &time::format_description::well_known::Rfc3339,
@@ -133,6 +136,10 @@ fn read_bundle(
 
     let mut out = Samples::default();
     let model = manifest.name.clone();
+    let artifact_labels = |artifact: &str| ModelArtifactLabels {
+        model: model.clone(),
+        artifact: artifact.to_owned(),
+    };
     for (artifact, meta) in &entries {
         let modified = meta
             .modified()
@@ -141,7 +148,7 @@ fn read_bundle(
             "model_artifact_modified_timestamp",
             "Last modification time of a file of a model bundle, in seconds since the Unix epoch",
             Some(Unit::Seconds),
-            vec![("model", model.clone()), ("artifact", artifact.clone())],
+            artifact_labels(artifact),
             unix_seconds(modified),
         );
     }
@@ -150,7 +157,7 @@ fn read_bundle(
             "model_artifact_size",
             "Size of a file of a model bundle",
             Some(Unit::Bytes),
-            vec![("model", model.clone()), ("artifact", artifact.clone())],
+            artifact_labels(artifact),
             meta.len() as f64,
         );
     }
@@ -158,20 +165,25 @@ fn read_bundle(
         "model_trained_timestamp",
         "When the model was trained (manifest `trained_at`), in seconds since the Unix epoch",
         Some(Unit::Seconds),
-        vec![("model", model.clone())],
+        ModelLabels {
+            model: model.clone(),
+        },
         manifest.trained_timestamp_seconds()?,
     );
     out.info(
         "model",
         "The deployed model and its version (manifest `name`, `version`)",
-        vec![("model", model.clone()), ("version", manifest.version)],
+        ModelInfoLabels {
+            model: model.clone(),
+            version: manifest.version,
+        },
     );
     Ok((model, out))
 }
 
 impl Collector for ModelArtifactsCollector {
-    fn name(&self) -> &'static str {
-        "model_artifacts"
+    fn name(&self) -> CollectorName {
+        CollectorName::ModelArtifacts
     }
 
     fn collect(&self, out: &mut Samples) -> Result<(), CollectError> {
@@ -236,6 +248,10 @@ mod tests {
         assert!(err.contains("yesterday"), "{err}");
     }
 
+    fn model(name: &str) -> ModelLabels {
+        ModelLabels { model: name.into() }
+    }
+
     fn bundle(manifest: &str) -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("model.json"), manifest).expect("write");
@@ -251,13 +267,16 @@ mod tests {
         let collector = ModelArtifactsCollector::new(vec![dir.path().to_path_buf()], 1 << 20);
         let mut out = Samples::default();
         collector.collect(&mut out).expect("readable bundle");
-        let labels = |a: &'static str| [("model", "breast-cancer"), ("artifact", a)];
+        let labels = |a: &str| ModelArtifactLabels {
+            model: "breast-cancer".into(),
+            artifact: a.into(),
+        };
         assert_eq!(
-            out.value("model_artifact_size", &labels("model.onnx")),
+            out.value("model_artifact_size", labels("model.onnx")),
             Some(10.0)
         );
         assert!(
-            out.value("model_artifact_size", &labels("model.json"))
+            out.value("model_artifact_size", labels("model.json"))
                 .is_some()
         );
         assert_eq!(
@@ -266,13 +285,14 @@ mod tests {
             "hidden files and dirs skipped"
         );
         assert_eq!(
-            out.value("model_trained_timestamp", &[("model", "breast-cancer")]),
+            out.value("model_trained_timestamp", model("breast-cancer")),
             Some(1_795_219_200.0)
         );
-        assert_eq!(
-            out.value("model", &[("model", "breast-cancer"), ("version", "1.0.0")]),
-            Some(1.0)
-        );
+        let info = ModelInfoLabels {
+            model: "breast-cancer".into(),
+            version: "1.0.0".into(),
+        };
+        assert_eq!(out.value("model", info), Some(1.0));
     }
 
     #[test]
@@ -294,10 +314,7 @@ mod tests {
             err.0.contains("never") && err.0.contains("already used"),
             "{err}"
         );
-        assert_eq!(
-            out.value("model_trained_timestamp", &[("model", "other")]),
-            None
-        );
+        assert_eq!(out.value("model_trained_timestamp", model("other")), None);
         assert_eq!(out.families()[0].samples.len(), 2, "only the good bundle");
     }
 

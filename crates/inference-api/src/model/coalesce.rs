@@ -16,12 +16,12 @@ use std::rc::Rc;
 use tokio::sync::oneshot;
 
 /// Runs the model on a row-major `[rows, features]` matrix (and records the call's metrics).
-pub type RunModel = dyn Fn(&[f32], usize) -> Result<Output, EngineError>;
+pub(crate) type RunModel = dyn Fn(&[f32], usize) -> Result<Output, EngineError>;
 
 type Reply = oneshot::Sender<Result<Output, EngineError>>;
 
 #[derive(Clone)]
-pub struct Coalescer {
+pub(crate) struct Coalescer {
     inner: Rc<Inner>,
 }
 
@@ -42,7 +42,7 @@ struct Group {
 
 impl Coalescer {
     /// `max_rows` 0 turns coalescing off: every request runs alone.
-    pub fn new(max_rows: usize, run: Box<RunModel>) -> Self {
+    pub(crate) fn new(max_rows: usize, run: Box<RunModel>) -> Self {
         Self {
             inner: Rc::new(Inner {
                 run,
@@ -54,7 +54,7 @@ impl Coalescer {
 
     /// Runs `rows` rows, together with other requests' rows when they are ready at the same time.
     /// Must be called on a thread with a tokio local task set (every actix-web worker has one).
-    pub async fn run(&self, values: &[f32], rows: usize) -> Result<Output, EngineError> {
+    pub(crate) async fn run(&self, values: &[f32], rows: usize) -> Result<Output, EngineError> {
         let inner = &self.inner;
         if rows == 0 || rows > inner.max_rows {
             return (inner.run)(values, rows);

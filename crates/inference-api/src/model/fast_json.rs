@@ -16,7 +16,7 @@ use super::features::FeatureMatrix;
 /// The rows of `body` laid out for the model, if `body` is one of the two plain forms with
 /// `width` numbers per row, 1 to `max_rows` rows, and every number converts exactly to a finite
 /// f32.
-pub fn parse(body: &[u8], width: usize, max_rows: usize) -> Option<FeatureMatrix> {
+pub(crate) fn parse(body: &[u8], width: usize, max_rows: usize) -> Option<FeatureMatrix> {
     // Typical values take about eight bytes ("0.06232, "): one allocation for the usual body,
     // growing if the numbers are shorter, and never more than the largest valid batch.
     let room = (body.len() / 8).min(width.saturating_mul(max_rows));

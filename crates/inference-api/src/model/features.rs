@@ -48,26 +48,22 @@ impl FeatureSchema {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.names.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
     }
 }
 
 /// The body of `POST /predict`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PredictRequest {
+pub(crate) struct PredictRequest {
     features: Option<RowInput>,
     instances: Option<Vec<RowInput>>,
 }
 
 /// A parsed `/predict` body.
 #[derive(Debug)]
-pub enum PredictBody {
+pub(crate) enum PredictBody {
     /// Plain numeric rows, valid as sent and already laid out (the fast path).
     Ready(FeatureMatrix),
     /// Anything else, as sent: `into_matrix` validates it.
@@ -77,7 +73,7 @@ pub enum PredictBody {
 impl PredictBody {
     /// Parses a body: plain numeric rows through the fast path, everything else (and every
     /// error) through serde_json.
-    pub fn from_json(body: &[u8], how: Preprocessing<'_>) -> serde_json::Result<Self> {
+    pub(crate) fn from_json(body: &[u8], how: Preprocessing<'_>) -> serde_json::Result<Self> {
         match super::fast_json::parse(body, how.schema.len(), how.max_rows) {
             Some(matrix) => Ok(Self::Ready(matrix)),
             None => serde_json::from_slice(body).map(Self::Sent),
@@ -85,7 +81,7 @@ impl PredictBody {
     }
 
     /// Rows in this body, before validation (0 when neither field is given).
-    pub fn row_count(&self) -> usize {
+    pub(crate) fn row_count(&self) -> usize {
         match self {
             Self::Ready(m) => m.rows,
             Self::Sent(r) => r.row_count(),
@@ -93,7 +89,10 @@ impl PredictBody {
     }
 
     /// Validates the body and lays its rows out for the model.
-    pub fn into_matrix(self, how: Preprocessing<'_>) -> Result<FeatureMatrix, ValidationError> {
+    pub(crate) fn into_matrix(
+        self,
+        how: Preprocessing<'_>,
+    ) -> Result<FeatureMatrix, ValidationError> {
         match self {
             Self::Ready(m) => Ok(m),
             Self::Sent(r) => r.into_matrix(how),
@@ -132,14 +131,14 @@ pub fn fast_path_agrees(body: &[u8], how: Preprocessing<'_>) -> Result<bool, Str
 
 /// One row as sent.
 #[derive(Debug, PartialEq)]
-pub enum RowInput {
+pub(crate) enum RowInput {
     Ordered(Vec<FeatureValue>),
     Named(Vec<(String, FeatureValue)>),
 }
 
 /// One value as sent: only numbers are accepted, the rest is kept to explain the rejection.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum FeatureValue {
+pub(crate) enum FeatureValue {
     Number(f64),
     Null,
     Other(&'static str),
@@ -147,15 +146,15 @@ pub enum FeatureValue {
 
 /// Rows ready for the model.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FeatureMatrix {
-    pub rows: usize,
-    pub values: Vec<f32>,
+pub(crate) struct FeatureMatrix {
+    pub(crate) rows: usize,
+    pub(crate) values: Vec<f32>,
     /// Feature index of every imputed value.
-    pub imputed: Vec<usize>,
+    pub(crate) imputed: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ValidationCode {
+pub(crate) enum ValidationCode {
     WrongFeatureCount,
     UnknownFeature,
     MissingFeature,
@@ -169,7 +168,7 @@ pub enum ValidationCode {
 }
 
 impl ValidationCode {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::WrongFeatureCount => "wrong_feature_count",
             Self::UnknownFeature => "unknown_feature",
@@ -186,15 +185,15 @@ impl ValidationCode {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValidationError {
-    pub code: ValidationCode,
-    pub message: String,
+pub(crate) struct ValidationError {
+    pub(crate) code: ValidationCode,
+    pub(crate) message: String,
     /// Feature index of every missing value that caused a rejection.
-    pub missing: Vec<usize>,
+    pub(crate) missing: Vec<usize>,
 }
 
 impl ValidationError {
-    pub fn new(code: ValidationCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ValidationCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -228,7 +227,7 @@ fn list_names<'a>(names: impl Iterator<Item = &'a str>) -> String {
 
 impl PredictRequest {
     /// Rows in this request, before validation (0 when neither field is given).
-    pub fn row_count(&self) -> usize {
+    pub(crate) fn row_count(&self) -> usize {
         match (&self.features, &self.instances) {
             (Some(_), None) => 1,
             (None, Some(rows)) => rows.len(),
@@ -237,7 +236,10 @@ impl PredictRequest {
     }
 
     /// Validates the request and lays its rows out for the model.
-    pub fn into_matrix(self, how: Preprocessing<'_>) -> Result<FeatureMatrix, ValidationError> {
+    pub(crate) fn into_matrix(
+        self,
+        how: Preprocessing<'_>,
+    ) -> Result<FeatureMatrix, ValidationError> {
         let (schema, max_rows) = (how.schema, how.max_rows);
         let rows: Vec<(Option<usize>, RowInput)> = match (self.features, self.instances) {
             (Some(row), None) => vec![(None, row)],

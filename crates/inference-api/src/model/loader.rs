@@ -12,12 +12,12 @@ use std::sync::{Arc, Mutex};
 
 /// A loaded, warmed-up model, ready to serve.
 pub struct LoadedModel {
-    pub manifest: Manifest,
+    pub(crate) manifest: Manifest,
     /// `GET /model`: the manifest without training statistics.
-    pub public_manifest: serde_json::Value,
-    pub schema: FeatureSchema,
-    pub name: Arc<str>,
-    pub loaded_at_unix: f64,
+    pub(crate) public_manifest: serde_json::Value,
+    pub(crate) schema: FeatureSchema,
+    pub(crate) name: Arc<str>,
+    pub(crate) loaded_at_unix: f64,
     engines: Vec<Mutex<Box<dyn Engine>>>,
 }
 
@@ -47,7 +47,7 @@ impl LoadedModel {
     }
 
     /// Runs the model on `rows` rows with the engine of `worker`.
-    pub fn run(
+    pub(crate) fn run(
         &self,
         worker: usize,
         input: &[f32],
@@ -59,13 +59,13 @@ impl LoadedModel {
         engine.run(input, rows)
     }
 
-    pub fn sessions(&self) -> usize {
+    pub(crate) fn sessions(&self) -> usize {
         self.engines.len()
     }
 }
 
 /// Fails with one actionable line when the ONNX Runtime library is not where the settings say.
-pub fn check_runtime(settings: &ModelSettings) -> anyhow::Result<()> {
+pub(crate) fn check_runtime(settings: &ModelSettings) -> anyhow::Result<()> {
     if !settings.onnxruntime_path.is_file() {
         bail!(
             "ONNX Runtime library not found at {}: run scripts/fetch-onnxruntime.sh (or set APP_MODEL__ONNXRUNTIME_PATH)",
@@ -77,7 +77,7 @@ pub fn check_runtime(settings: &ModelSettings) -> anyhow::Result<()> {
 
 /// Loads the bundle in `settings.bundle_dir` with `workers` engines (per worker) or one (shared),
 /// and runs each engine once on the training means before returning.
-pub fn load_bundle(settings: &ModelSettings, workers: usize) -> anyhow::Result<LoadedModel> {
+pub(crate) fn load_bundle(settings: &ModelSettings, workers: usize) -> anyhow::Result<LoadedModel> {
     check_runtime(settings)?;
     let dir = &settings.bundle_dir;
     let raw = read(dir, "model.json")?;
@@ -132,7 +132,7 @@ pub fn load_bundle(settings: &ModelSettings, workers: usize) -> anyhow::Result<L
 }
 
 /// ONNX Runtime's build description and the version in the library's file name.
-pub fn runtime_description(settings: &ModelSettings) -> (String, &'static str) {
+pub(crate) fn runtime_description(settings: &ModelSettings) -> (String, &'static str) {
     let version = settings
         .onnxruntime_path
         .file_name()

@@ -6,34 +6,34 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct Manifest {
-    pub name: String,
-    pub version: String,
+    pub(crate) name: String,
+    pub(crate) version: String,
     /// RFC 3339, e.g. `2026-11-21T00:00:00Z`.
-    pub trained_at: String,
-    pub input: InputSpec,
-    pub outputs: OutputSpec,
+    pub(crate) trained_at: String,
+    pub(crate) input: InputSpec,
+    pub(crate) outputs: OutputSpec,
     pub features: Vec<String>,
-    pub classes: Vec<String>,
-    pub validation: Validation,
+    pub(crate) classes: Vec<String>,
+    pub(crate) validation: Validation,
     pub training: Training,
     #[serde(default)]
-    pub artifacts: HashMap<String, Artifact>,
+    pub(crate) artifacts: HashMap<String, Artifact>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
-pub struct InputSpec {
-    pub name: String,
+pub(crate) struct InputSpec {
+    pub(crate) name: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
-pub struct OutputSpec {
-    pub label: String,
-    pub probabilities: String,
+pub(crate) struct OutputSpec {
+    pub(crate) label: String,
+    pub(crate) probabilities: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
-pub struct Validation {
-    pub scores: BTreeMap<String, f64>,
+pub(crate) struct Validation {
+    pub(crate) scores: BTreeMap<String, f64>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -44,15 +44,14 @@ pub struct Training {
 /// Training statistics of one feature, for imputation and drift.
 #[derive(Clone, Debug, Deserialize)]
 pub struct FeatureStats {
-    pub name: String,
+    pub(crate) name: String,
     pub mean: f64,
-    pub std: f64,
-    pub min: f64,
-    pub max: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
     /// Inclusive upper edge of each quantile bin.
-    pub bin_edges: Vec<f64>,
+    pub(crate) bin_edges: Vec<f64>,
     /// Share of training rows in each bin.
-    pub bin_fractions: Vec<f64>,
+    pub(crate) bin_fractions: Vec<f64>,
 }
 
 /// Bins are stored as one byte per row in the drift window.
@@ -80,8 +79,8 @@ impl FeatureStats {
 }
 
 #[derive(Clone, Debug, Deserialize)]
-pub struct Artifact {
-    pub sha256: String,
+pub(crate) struct Artifact {
+    pub(crate) sha256: String,
 }
 
 impl Manifest {
@@ -117,7 +116,7 @@ impl Manifest {
     }
 
     /// `trained_at` as seconds since the Unix epoch.
-    pub fn trained_at_unix(&self) -> Result<f64, String> {
+    pub(crate) fn trained_at_unix(&self) -> Result<f64, String> {
         let t = time::OffsetDateTime::parse(
             &self.trained_at,
             &time::format_description::well_known::Rfc3339,
@@ -128,7 +127,7 @@ impl Manifest {
 }
 
 /// The manifest as served by `GET /model`: everything but the bulky training statistics.
-pub fn public_view(raw: &serde_json::Value) -> serde_json::Value {
+pub(crate) fn public_view(raw: &serde_json::Value) -> serde_json::Value {
     let mut view = raw.clone();
     if let Some(training) = view.get_mut("training").and_then(|t| t.as_object_mut()) {
         training.remove("feature_stats");
@@ -137,7 +136,7 @@ pub fn public_view(raw: &serde_json::Value) -> serde_json::Value {
 }
 
 /// Seconds since the Unix epoch, now.
-pub fn now_unix() -> f64 {
+pub(crate) fn now_unix() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())

@@ -2,14 +2,15 @@
 //!
 //! Handlers see only [`Engine`] and plain data; `ort` appears in [`onnx`] alone.
 
-pub mod coalesce;
+pub(crate) mod coalesce;
 mod fast_json;
 pub mod features;
-pub mod loader;
+pub(crate) mod loader;
 pub mod manifest;
 mod onnx;
 
-pub use loader::{LoadedModel, load_bundle};
+pub use loader::LoadedModel;
+pub(crate) use loader::load_bundle;
 
 /// Raw outputs for `rows` rows: one class index per row, and `rows × classes` probabilities.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -32,7 +32,7 @@ fn environment(library: &Path) -> Result<&'static ort::environment::Environment,
 }
 
 /// ONNX Runtime's build description, once the library is loaded.
-pub fn build_info() -> &'static str {
+pub(crate) fn build_info() -> &'static str {
     if ENVIRONMENT.get().is_some() {
         ort::info()
     } else {
@@ -41,7 +41,7 @@ pub fn build_info() -> &'static str {
 }
 
 /// One ONNX Runtime session with the names of its input and two outputs.
-pub struct OnnxEngine {
+pub(crate) struct OnnxEngine {
     session: Session,
     input: String,
     label_output: String,
@@ -50,19 +50,19 @@ pub struct OnnxEngine {
     classes: usize,
 }
 
-pub struct EngineSpec<'a> {
-    pub library: &'a Path,
-    pub model: &'a [u8],
-    pub input: &'a str,
-    pub label_output: &'a str,
-    pub probabilities_output: &'a str,
-    pub features: usize,
-    pub classes: usize,
-    pub intra_threads: usize,
+pub(crate) struct EngineSpec<'a> {
+    pub(crate) library: &'a Path,
+    pub(crate) model: &'a [u8],
+    pub(crate) input: &'a str,
+    pub(crate) label_output: &'a str,
+    pub(crate) probabilities_output: &'a str,
+    pub(crate) features: usize,
+    pub(crate) classes: usize,
+    pub(crate) intra_threads: usize,
 }
 
 impl OnnxEngine {
-    pub fn new(spec: &EngineSpec<'_>) -> Result<Self, EngineError> {
+    pub(crate) fn new(spec: &EngineSpec<'_>) -> Result<Self, EngineError> {
         let env = environment(spec.library)?;
         let start = |e: ort::Error| EngineError::Start(e.to_string());
         let session = Session::builder(env)

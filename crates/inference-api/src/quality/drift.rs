@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 
 /// Per-feature training bins and range, in input order.
 #[derive(Debug, Clone)]
-pub struct FeatureBins {
-    pub edges: Vec<Vec<f32>>,
-    pub expected: Vec<Vec<f64>>,
-    pub min: Vec<f32>,
-    pub max: Vec<f32>,
+pub(crate) struct FeatureBins {
+    pub(crate) edges: Vec<Vec<f32>>,
+    pub(crate) expected: Vec<Vec<f64>>,
+    pub(crate) min: Vec<f32>,
+    pub(crate) max: Vec<f32>,
 }
 
 impl FeatureBins {
-    pub fn from_manifest(m: &Manifest) -> Self {
+    pub(crate) fn from_manifest(m: &Manifest) -> Self {
         let stats = &m.training.feature_stats;
         Self {
             edges: stats
@@ -29,7 +29,7 @@ impl FeatureBins {
         }
     }
 
-    pub fn features(&self) -> usize {
+    pub(crate) fn features(&self) -> usize {
         self.edges.len()
     }
 }
@@ -42,7 +42,7 @@ struct Shard {
     len: usize,
 }
 
-pub struct DriftWindow {
+pub(crate) struct DriftWindow {
     bins: FeatureBins,
     rows: usize,
     max_age: Duration,
@@ -51,14 +51,14 @@ pub struct DriftWindow {
 
 /// The window at one moment: how many rows, and PSI per feature (empty when there are no rows).
 #[derive(Debug, Clone, PartialEq)]
-pub struct DriftSnapshot {
-    pub rows: usize,
-    pub psi: Vec<f64>,
+pub(crate) struct DriftSnapshot {
+    pub(crate) rows: usize,
+    pub(crate) psi: Vec<f64>,
 }
 
 impl DriftWindow {
     /// A window of the last `rows` rows no older than `max_age`, with `shards` writers.
-    pub fn new(bins: FeatureBins, rows: usize, max_age: Duration, shards: usize) -> Self {
+    pub(crate) fn new(bins: FeatureBins, rows: usize, max_age: Duration, shards: usize) -> Self {
         let f = bins.features();
         let rows = rows.max(1);
         let shards = (0..shards.max(1))
@@ -80,7 +80,7 @@ impl DriftWindow {
     }
 
     /// Records the rows of a row-major matrix into `shard`'s ring.
-    pub fn record(&self, shard: usize, values: &[f32], now: Instant) {
+    pub(crate) fn record(&self, shard: usize, values: &[f32], now: Instant) {
         let f = self.bins.features();
         let mut s = self.shards[shard % self.shards.len()]
             .lock()
@@ -101,7 +101,7 @@ impl DriftWindow {
     }
 
     /// The most recent `rows` rows across shards, no older than `max_age`, and their PSI.
-    pub fn snapshot(&self, now: Instant) -> DriftSnapshot {
+    pub(crate) fn snapshot(&self, now: Instant) -> DriftSnapshot {
         let f = self.bins.features();
         let oldest = now.checked_sub(self.max_age);
         let mut rows: Vec<(Instant, Vec<u8>)> = Vec::new();

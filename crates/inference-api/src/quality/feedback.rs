@@ -17,14 +17,14 @@ struct Shard {
     rows: usize,
 }
 
-pub struct FeedbackStore {
+pub(crate) struct FeedbackStore {
     shards: Vec<Mutex<Shard>>,
     rows_per_shard: usize,
 }
 
 /// What a label found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Labelled {
+pub(crate) enum LabelOutcome {
     /// The predicted class of that row; the label is recorded.
     Recorded {
         predicted: usize,
@@ -37,7 +37,7 @@ pub enum Labelled {
 }
 
 impl FeedbackStore {
-    pub fn new(capacity_rows: usize, shards: usize) -> Self {
+    pub(crate) fn new(capacity_rows: usize, shards: usize) -> Self {
         let shards = shards.max(1);
         Self {
             shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
@@ -46,7 +46,7 @@ impl FeedbackStore {
     }
 
     /// Keeps the predicted classes of one request; returns how many older rows were evicted.
-    pub fn insert(&self, shard: usize, request_id: Arc<str>, classes: Vec<u16>) -> usize {
+    pub(crate) fn insert(&self, shard: usize, request_id: Arc<str>, classes: Vec<u16>) -> usize {
         let mut s = self.shards[shard % self.shards.len()]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
@@ -78,25 +78,25 @@ impl FeedbackStore {
     }
 
     /// Records a label for `row` of `request_id`, once.
-    pub fn label(&self, request_id: &str, row: usize) -> Labelled {
+    pub(crate) fn label(&self, request_id: &str, row: usize) -> LabelOutcome {
         for shard in &self.shards {
             let mut s = shard.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(e) = s.entries.get_mut(request_id) {
                 return match e.labelled.get_mut(row) {
-                    None => Labelled::UnknownRow {
+                    None => LabelOutcome::UnknownRow {
                         rows: e.classes.len(),
                     },
-                    Some(done) if *done => Labelled::AlreadyLabelled,
+                    Some(done) if *done => LabelOutcome::AlreadyLabelled,
                     Some(done) => {
                         *done = true;
-                        Labelled::Recorded {
+                        LabelOutcome::Recorded {
                             predicted: usize::from(e.classes[row]),
                         }
                     }
                 };
             }
         }
-        Labelled::UnknownRequest
+        LabelOutcome::UnknownRequest
     }
 }
 
@@ -108,10 +108,10 @@ mod tests {
     fn a_row_is_labelled_once_and_unknown_ids_and_rows_are_told_apart() {
         let store = FeedbackStore::new(100, 2);
         store.insert(0, Arc::from("a"), vec![1, 0, 1]);
-        assert_eq!(store.label("a", 1), Labelled::Recorded { predicted: 0 });
-        assert_eq!(store.label("a", 1), Labelled::AlreadyLabelled);
-        assert_eq!(store.label("a", 3), Labelled::UnknownRow { rows: 3 });
-        assert_eq!(store.label("b", 0), Labelled::UnknownRequest);
+        assert_eq!(store.label("a", 1), LabelOutcome::Recorded { predicted: 0 });
+        assert_eq!(store.label("a", 1), LabelOutcome::AlreadyLabelled);
+        assert_eq!(store.label("a", 3), LabelOutcome::UnknownRow { rows: 3 });
+        assert_eq!(store.label("b", 0), LabelOutcome::UnknownRequest);
     }
 
     #[test]
@@ -120,8 +120,14 @@ mod tests {
         assert_eq!(store.insert(0, Arc::from("r1"), vec![0, 0]), 0);
         assert_eq!(store.insert(0, Arc::from("r2"), vec![1, 1]), 0);
         assert_eq!(store.insert(0, Arc::from("r3"), vec![1]), 2);
-        assert_eq!(store.label("r1", 0), Labelled::UnknownRequest);
-        assert_eq!(store.label("r2", 0), Labelled::Recorded { predicted: 1 });
-        assert_eq!(store.label("r3", 0), Labelled::Recorded { predicted: 1 });
+        assert_eq!(store.label("r1", 0), LabelOutcome::UnknownRequest);
+        assert_eq!(
+            store.label("r2", 0),
+            LabelOutcome::Recorded { predicted: 1 }
+        );
+        assert_eq!(
+            store.label("r3", 0),
+            LabelOutcome::Recorded { predicted: 1 }
+        );
     }
 }

@@ -4,19 +4,19 @@
 /// or in the window) gives a large but finite term instead of an infinity. 1e-4 is one row in ten
 /// thousand: smaller than any real bin share of a 1,000-row window, large enough to keep one
 /// empty bin's term below ~1.
-pub const EPSILON: f64 = 1e-4;
+pub(crate) const EPSILON: f64 = 1e-4;
 
 /// The bin of a finite `x` given each bin's inclusive upper edge, ascending (`Manifest::parse`
 /// checks): the first edge `>= x`; values above the last edge fall in the last bin. Matches numpy
 /// `searchsorted(edges, x, side="left")` clipped. On ascending edges that is the number of edges
 /// below `x` among all but the last, counted without a branch per edge.
-pub fn bin_index(edges: &[f32], x: f32) -> usize {
+pub(crate) fn bin_index(edges: &[f32], x: f32) -> usize {
     let inner = &edges[..edges.len().saturating_sub(1)];
     inner.iter().map(|&e| usize::from(e < x)).sum()
 }
 
 /// PSI = Σ (a − e) · ln(a / e) over bins, with `a` the window's share and `e` the training share.
-pub fn psi(expected: &[f64], counts: &[u32]) -> f64 {
+pub(crate) fn psi(expected: &[f64], counts: &[u32]) -> f64 {
     let total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
     if total == 0 {
         return 0.0;

@@ -3,7 +3,7 @@
 use crate::error::ApiError;
 use crate::metrics::FeedbackOutcome;
 use crate::model::features::{ValidationCode, ValidationError};
-use crate::quality::feedback::Labelled;
+use crate::quality::feedback::LabelOutcome;
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use serde_json::json;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FeedbackRequest {
+pub(crate) struct FeedbackRequest {
     /// The `request_id` of the prediction (response body or `X-Request-Id`).
     request_id: String,
     /// The row within a batch; 0 for single-row predictions.
@@ -21,7 +21,7 @@ pub struct FeedbackRequest {
     label: String,
 }
 
-pub async fn feedback(
+pub(crate) async fn feedback(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
@@ -40,15 +40,15 @@ pub async fn feedback(
         )));
     };
     let predicted = match serving.feedback.label(&fb.request_id, fb.row) {
-        Labelled::Recorded { predicted } => predicted,
-        Labelled::UnknownRequest => {
+        LabelOutcome::Recorded { predicted } => predicted,
+        LabelOutcome::UnknownRequest => {
             serving.handles.count_unmatched_feedback();
             return Err(ApiError::UnknownPrediction(format!(
                 "no stored prediction has request id {:?} (unknown, or evicted from the feedback store)",
                 fb.request_id
             )));
         }
-        Labelled::UnknownRow { rows } => {
+        LabelOutcome::UnknownRow { rows } => {
             return Err(ApiError::Validation(ValidationError::new(
                 ValidationCode::UnknownRow,
                 format!(
@@ -57,7 +57,7 @@ pub async fn feedback(
                 ),
             )));
         }
-        Labelled::AlreadyLabelled => {
+        LabelOutcome::AlreadyLabelled => {
             return Err(ApiError::AlreadyLabelled(format!(
                 "row {} of prediction {:?} already has a label",
                 fb.row, fb.request_id

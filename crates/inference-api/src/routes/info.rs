@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 /// `GET /`: what this service is and what it serves.
-pub async fn service_info(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn service_info(state: web::Data<AppState>) -> HttpResponse {
     let model = state.model().map(|s| {
         let m = &s.model.manifest;
         json!({"name": m.name, "version": m.version, "features": m.features.len(), "classes": m.classes})
@@ -25,13 +25,13 @@ pub async fn service_info(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `GET /model`: the manifest without the bulky training statistics.
-pub async fn model_manifest(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn model_manifest(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let serving = state.model().ok_or(ApiError::NotReady)?;
     Ok(HttpResponse::Ok().json(&serving.model.public_manifest))
 }
 
 /// Every path no route matches.
-pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound(format!(
         "{} {}",
         req.method(),

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 const RATE_GRACE: Duration = Duration::from_secs(2);
 
 /// The body, checked and read (see the module documentation).
-pub async fn read(
+pub(crate) async fn read(
     req: &HttpRequest,
     mut payload: web::Payload,
     limits: &LimitSettings,
@@ -69,7 +69,7 @@ pub async fn read(
 }
 
 /// Parses a body that has been read completely.
-pub fn parse<T>(
+pub(crate) fn parse<T>(
     body: &[u8],
     decode: impl FnOnce(&[u8]) -> serde_json::Result<T>,
 ) -> Result<T, ApiError> {

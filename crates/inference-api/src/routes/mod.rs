@@ -6,7 +6,7 @@ mod info;
 mod json;
 mod predict;
 
-pub use feedback::feedback;
-pub use health::{health, ready};
-pub use info::{model_manifest, not_found, service_info};
-pub use predict::predict;
+pub(crate) use feedback::feedback;
+pub(crate) use health::{health, ready};
+pub(crate) use info::{model_manifest, not_found, service_info};
+pub(crate) use predict::predict;

@@ -42,7 +42,7 @@ impl Serialize for Probabilities<'_> {
     }
 }
 
-pub async fn predict(
+pub(crate) async fn predict(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
