@@ -3,7 +3,7 @@
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Name of the class column in `samples.csv`.
 pub const LABEL_COLUMN: &str = "label";
@@ -78,11 +78,6 @@ impl Bundle {
             samples,
             stats,
         })
-    }
-
-    /// The default bundle directory, relative to the working directory.
-    pub fn default_dir() -> PathBuf {
-        PathBuf::from("models/breast-cancer")
     }
 }
 
