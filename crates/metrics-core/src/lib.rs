@@ -7,7 +7,7 @@
 //! - [`process`]: `process_*` metrics read from `/proc/self`.
 //! - [`build_info`]: the `<prefix>_build_info` metric.
 //! - [`settings`]: layered configuration (embedded YAML, environment overlay, `APP_` variables).
-//! - [`telemetry`]: bunyan JSON logging setup.
+//! - [`telemetry`]: bunyan JSON logging through `tracing-bunyan-formatter`, a non-blocking writer.
 //! - [`health`]: `<binary> healthcheck` for slim containers (a tiny HTTP probe).
 
 pub mod buckets;
