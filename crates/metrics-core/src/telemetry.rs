@@ -3,13 +3,15 @@
 //! [`JsonStorageLayer`] keeps the fields of every span (a child span inherits its parent's), and
 //! [`BunyanFormattingLayer`] writes each event as one bunyan line (`v`, `name`, `msg`, `level`,
 //! `hostname`, `pid`, `time`, `target`, `line`, `file`, the event's fields, then those of the span
-//! it is in).
+//! it is in). The HTTP middleware ([`crate::http`]) runs every request inside a span carrying
+//! `request_id`, `method` and `route`, so every line logged while serving it has them.
 
+use serde::Deserialize;
 use std::io::Write;
 use tracing::subscriber::set_global_default;
 use tracing::{Event, Level, Subscriber};
 use tracing_bunyan_formatter::{BunyanFormattingLayer, JsonStorageLayer};
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{FilterExt, Targets, filter_fn};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
@@ -19,6 +21,16 @@ use tracing_subscriber::{EnvFilter, Registry, layer::SubscriberExt};
 /// (a bad `Content-Length`, `Content-Length` with `Transfer-Encoding`, an oversize head, too many
 /// headers) and answered itself with an empty 400 or 431, before any application code runs.
 const PROTOCOL_ERROR_TARGET: &str = "actix_http::h1::dispatcher";
+
+/// The `log:` section of a service's settings.
+#[derive(Clone, Debug, Deserialize)]
+pub struct LogSettings {
+    /// Default tracing filter (`info`, `warn`, `inference_api=debug,info`); `RUST_LOG` wins.
+    pub level: String,
+    /// Which requests get an access-log line (`APP_LOG__ACCESS`).
+    #[serde(default)]
+    pub access: crate::http::AccessLog,
+}
 
 /// A subscriber writing bunyan JSON lines to `sink`. `RUST_LOG` wins over `default_filter`.
 pub fn get_subscriber<Sink>(
@@ -38,14 +50,20 @@ where
                 .parse()
                 .expect("a valid directive"),
         );
+    // The request span is kept whatever the level, so that an error logged while serving a
+    // request carries its `request_id` also when `info` is filtered out.
+    let request_spans = filter_fn(crate::http::is_request_span)
+        .with_max_level_hint(crate::http::REQUEST_SPAN_LEVEL);
     let bunyan = JsonStorageLayer.and_then(EventLines(BunyanFormattingLayer::new(
         name.to_owned(),
         sink,
     )));
-    Registry::default().with(bunyan.with_filter(filter)).with(
-        ProtocolErrorCounter
-            .with_filter(Targets::new().with_target(PROTOCOL_ERROR_TARGET, Level::ERROR)),
-    )
+    Registry::default()
+        .with(bunyan.with_filter(filter.or(request_spans)))
+        .with(
+            ProtocolErrorCounter
+                .with_filter(Targets::new().with_target(PROTOCOL_ERROR_TARGET, Level::ERROR)),
+        )
 }
 
 /// Only the event lines of the inner layer. `BunyanFormattingLayer` also writes a
