@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Throughput of the inference API against the HTTP floor on this machine, in one run.
 #
-#   scripts/bench.sh [--duration SECONDS] [--connections N] [--rounds N]
+#   scripts/bench.sh [--duration SECONDS] [--connections N] [--rounds N] [--access-log]
 #
 # Builds release, starts a bare actix-web "hello" handler (the floor) and the API with each ONNX
 # session-sharing design (per_worker, shared), with drift tracking off and with coalescing off
@@ -11,6 +11,13 @@
 # by tens of percent over minutes; ratios within a round are what stays comparable. Prints
 # req/s and p50/p99 per run, then the median over rounds of each ratio.
 # The API logs one JSON line per request to a file, as it would in production.
+#
+# --access-log measures instead what the access log costs: the API with log.access all, errors
+# and off (single-row /predict, all answered 200, so `errors` writes no line; the only error
+# line is a 503 from polling /ready before the model is loaded), each measured once per round in
+# an order that rotates every round. Prints per round and as the median over rounds the cost per
+# request of `all` and `errors` over `off`: the 1/req/s difference in microseconds, and the
+# server's CPU time per request (all its threads, the log writer's too) minus that of `off`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,11 +25,13 @@ DURATION=5
 CONNECTIONS=32
 WORKERS=2
 ROUNDS=3
+ACCESS_LOG=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION="$2"; shift 2 ;;
     --connections) CONNECTIONS="$2"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
+    --access-log) ACCESS_LOG=true; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -43,11 +52,17 @@ source scripts/lib/bench-common.sh
 write_predict_bodies "$work"
 printf 'wrk.method = "POST"\n' > "$work/hello.lua"
 
-# run_wrk LABEL URL SCRIPT ROWS_PER_REQUEST -> prints one result line
+# cpu_ticks PID: user + system CPU time of the process so far, in clock ticks
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# run_wrk LABEL URL SCRIPT ROWS_PER_REQUEST [SERVER_PID] -> prints one result line; with
+# SERVER_PID, also the server's CPU time per request during the measured run
 run_wrk() {
-  local label=$1 url=$2 script=$3 rows=$4
+  local label=$1 url=$2 script=$3 rows=$4 pid=${5:-}
   wrk -t1 -c"$CONNECTIONS" -d2s -s "$script" "$url" >/dev/null 2>&1   # warm-up
+  [ -z "$pid" ] || cpu_ticks "$pid" > "$work/$label.cpu0"
   wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$script" "$url" > "$work/$label.txt" 2>&1
+  [ -z "$pid" ] || cpu_ticks "$pid" > "$work/$label.cpu1"
   python3 - "$work/$label.txt" "$label" "$rows" <<'PY'
 import re, sys
 text, label, rows = open(sys.argv[1]).read(), sys.argv[2], int(sys.argv[3])
@@ -67,15 +82,12 @@ errs = re.search(r"Socket errors: .*", text)
 print(f"{label:<28} {rps:>10.0f} req/s {rps*rows:>10.0f} rows/s   p50 {p50:7.3f} ms   p99 {p99:7.3f} ms"
       + (f"   NON-2XX {non2xx.group(1)}" if non2xx else "") + (f"   {errs.group(0)}" if errs else ""))
 with open(sys.argv[1] + ".rps", "w") as f: f.write(str(rps))
+with open(sys.argv[1] + ".requests", "w") as f: f.write(re.search(r"(\d+) requests in", text).group(1))
 PY
 }
 
 echo "# bench: wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds, server workers=$WORKERS, $(nproc) cores"
-declare -A port_of
-port=$(free_port)
-$HELLO "127.0.0.1:$port" "$WORKERS" & pids+=($!)
-wait_http "http://127.0.0.1:$port/" -X POST
-port_of[hello]=$port
+declare -A port_of pid_of
 
 # start_api NAME ENV... : starts the API with extra settings and waits until it is ready
 start_api() {
@@ -84,7 +96,52 @@ start_api() {
   env APP_SERVER__PORT="$p" APP_SERVER__WORKERS="$WORKERS" "$@" $BIN > "$work/api-$name.log" 2>&1 & pids+=($!)
   wait_http "http://127.0.0.1:$p/ready"
   port_of[$name]=$p
+  pid_of[$name]=$!
 }
+
+if $ACCESS_LOG; then
+  modes=(all off errors)
+  for m in "${modes[@]}"; do start_api "access-$m" APP_LOG__ACCESS="$m"; done
+  for round in $(seq 1 "$ROUNDS"); do
+    echo "## round $round"
+    for k in 0 1 2; do
+      m=${modes[$(( (k + round - 1) % 3 ))]}
+      run_wrk "access-$m-$round" "http://127.0.0.1:${port_of[access-$m]}/predict" "$work/single.lua" 1 "${pid_of[access-$m]}"
+    done
+  done
+  python3 - "$work" "$ROUNDS" "$(getconf CLK_TCK)" <<'PY'
+import statistics, sys
+w, rounds, hz = sys.argv[1], range(1, int(sys.argv[2]) + 1), int(sys.argv[3])
+num = lambda f: float(open(f"{w}/{f}").read())
+r = lambda m, i: num(f"access-{m}-{i}.txt.rps")
+# The server's CPU time (all its threads, the log writer's too) per request of the measured run.
+cpu = lambda m, i: 1e6 * (num(f"access-{m}-{i}.cpu1") - num(f"access-{m}-{i}.cpu0")) / hz / num(f"access-{m}-{i}.txt.requests")
+def lines(m):
+    """The access lines in the server's log, by status."""
+    import collections, json
+    statuses = collections.Counter(json.loads(l).get("status") for l in open(f"{w}/api-access-{m}.log")
+                                   if "request completed" in l)
+    return ", ".join(f"{n} x {s}" for s, n in sorted(statuses.items())) or "none"
+med = statistics.median
+print(f"# single-row /predict, medians over {len(rounds)} rounds")
+for m in ("all", "errors", "off"):
+    print(f"log.access={m:<7} {med(r(m, i) for i in rounds):>8.0f} req/s   server CPU {med(cpu(m, i) for i in rounds):6.2f} us/request"
+          f"   access lines: {lines(m)}")
+for m in ("all", "errors"):
+    costs = [1e6 * (1 / r(m, i) - 1 / r("off", i)) for i in rounds]
+    cpus = [cpu(m, i) - cpu("off", i) for i in rounds]
+    print(f"log.access={m} over off: 1/rate {med(costs):+.2f} us per request "
+          f"(rounds: {', '.join(f'{c:+.2f}' for c in costs)}; throughput {med(r(m, i) / r('off', i) - 1 for i in rounds):+.1%}); "
+          f"server CPU {med(cpus):+.2f} us per request (rounds: {', '.join(f'{c:+.2f}' for c in cpus)})")
+PY
+  exit 0
+fi
+
+port=$(free_port)
+$HELLO "127.0.0.1:$port" "$WORKERS" & pids+=($!)
+wait_http "http://127.0.0.1:$port/" -X POST
+port_of[hello]=$port
+
 start_api per_worker APP_MODEL__SESSION_SHARING=per_worker
 start_api shared APP_MODEL__SESSION_SHARING=shared
 start_api nodrift APP_QUALITY__DRIFT_TRACKING=false

@@ -3,6 +3,7 @@
 //! `APP_COLLECTORS__MODEL_BUNDLES=/models/a,/models/b`).
 
 use metrics_core::settings::Layers;
+pub use metrics_core::telemetry::LogSettings;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -55,11 +56,6 @@ impl CollectorSettings {
             .unwrap_or(Duration::from_secs(2))
             .max(Duration::from_millis(10))
     }
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct LogSettings {
-    pub level: String,
 }
 
 /// A filesystem to report: statvfs of `path`, exported as `mountpoint="<label>"`.

@@ -1,7 +1,7 @@
 use clap::{Parser, Subcommand};
 use exporter::configuration::get_configuration;
 use exporter::startup::Application;
-use metrics_core::telemetry::{get_subscriber, init_subscriber};
+use metrics_core::telemetry::{get_subscriber, init_subscriber, stdout_writer};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -47,11 +47,9 @@ fn main() -> ExitCode {
             )
         }
         Command::Serve => {
-            init_subscriber(get_subscriber(
-                "exporter",
-                &settings.log.level,
-                std::io::stdout,
-            ));
+            // Keep the guard until exit: dropping it writes out the last lines.
+            let (log_writer, _log_guard) = stdout_writer();
+            init_subscriber(get_subscriber("exporter", &settings.log.level, log_writer));
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -42,10 +42,11 @@ impl Application {
             settings.collectors.timeout(),
         )));
         let registry = web::Data::new(registry);
+        let access_log = settings.log.access;
 
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(ObserveHttp::new(http_metrics.clone()))
+                .wrap(ObserveHttp::new(http_metrics.clone()).access_log(access_log))
                 .app_data(registry.clone())
                 .route("/metrics", web::get().to(blocking_metrics_endpoint))
                 .route("/health", web::get().to(health))

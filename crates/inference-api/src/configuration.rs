@@ -3,6 +3,7 @@
 
 use metrics_core::buckets;
 use metrics_core::settings::Layers;
+pub use metrics_core::telemetry::LogSettings;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -97,11 +98,6 @@ impl QualitySettings {
 #[derive(Clone, Debug, Deserialize)]
 pub struct FeedbackSettings {
     pub store_rows: usize,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct LogSettings {
-    pub level: String,
 }
 
 /// Histogram buckets; each defaults to the named set in `metrics_core::buckets`.

@@ -94,6 +94,7 @@ impl Application {
         let next_worker = Arc::new(AtomicUsize::new(0));
         let app_state = state.clone();
         let coalesce_rows = settings.model.coalesce_max_rows;
+        let access_log = settings.log.access;
 
         let server = HttpServer::new(move || {
             let worker = WorkerIndex(next_worker.fetch_add(1, Ordering::Relaxed));
@@ -109,7 +110,7 @@ impl Application {
             );
             App::new()
                 .wrap(from_fn(count_errors))
-                .wrap(ObserveHttp::new(app_state.metrics.http.clone()))
+                .wrap(ObserveHttp::new(app_state.metrics.http.clone()).access_log(access_log))
                 .app_data(app_state.clone())
                 .app_data(registry.clone())
                 .app_data(web::Data::new(worker))

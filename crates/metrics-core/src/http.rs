@@ -3,8 +3,10 @@
 //! Every request is counted by **route template** (`/predict`, never a raw path; anything the
 //! router did not match is `route="unmatched"`), so no request can create a new series. The same
 //! middleware gives each request an id (an incoming `X-Request-Id` if it is sane, else a new UUID),
-//! returns it in the `X-Request-Id` response header, and writes exactly one log line when the
-//! request ends. Handlers add their own fields to that line through [`LogFields`].
+//! returns it in the `X-Request-Id` response header, serves the request inside a span carrying
+//! `request_id`, `method` and `route` (so every line logged meanwhile has them), and writes at most
+//! one access line when the request ends, as [`AccessLog`] says. Handlers add their own fields to
+//! that line through [`LogFields`].
 
 use crate::buckets::{Buckets, HistogramFamily};
 use crate::labels::Method;
@@ -20,11 +22,49 @@ use prometheus_client::registry::{Registry, Unit};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 /// The route label of requests no route matched.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The name of the span every request is served in (bunyan lines inside it start with
+/// `[HTTP REQUEST - EVENT]`).
+pub const REQUEST_SPAN: &str = "HTTP request";
+/// Its level; the log filter keeps it whatever the configured level (see [`is_request_span`]).
+pub const REQUEST_SPAN_LEVEL: tracing::Level = tracing::Level::INFO;
+
+/// Whether `meta` is the request span (the log filter always enables it).
+pub fn is_request_span(meta: &tracing::Metadata<'_>) -> bool {
+    meta.is_span() && meta.name() == REQUEST_SPAN && meta.target() == module_path!()
+}
+
+/// Which requests get an access-log line (`log.access`, `APP_LOG__ACCESS`). Whatever it says,
+/// every request is counted in the metrics and served in its span, so lines logged while serving
+/// it (errors included) still carry its `request_id`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessLog {
+    /// One line per request.
+    #[default]
+    All,
+    /// Only requests answered with a status of 400 or more.
+    Errors,
+    /// None.
+    Off,
+}
+
+impl AccessLog {
+    /// Whether a request answered with `status` gets an access line.
+    pub fn logs(self, status: u16) -> bool {
+        match self {
+            Self::All => true,
+            Self::Errors => status >= 400,
+            Self::Off => false,
+        }
+    }
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -159,17 +199,26 @@ pub struct LogFields {
     pub rows: Option<usize>,
 }
 
-/// The middleware: `App::new().wrap(ObserveHttp::new(metrics))`.
+/// The middleware: `App::new().wrap(ObserveHttp::new(metrics).access_log(AccessLog::All))`.
 #[derive(Clone)]
 pub struct ObserveHttp {
     metrics: Rc<HttpMetrics>,
+    access: AccessLog,
 }
 
 impl ObserveHttp {
+    /// With an access line for every request; see [`Self::access_log`].
     pub fn new(metrics: HttpMetrics) -> Self {
         Self {
             metrics: Rc::new(metrics),
+            access: AccessLog::All,
         }
+    }
+
+    /// Which requests get an access line.
+    pub fn access_log(mut self, access: AccessLog) -> Self {
+        self.access = access;
+        self
     }
 }
 
@@ -188,6 +237,7 @@ where
         ready(Ok(ObserveHttpService {
             service: Rc::new(service),
             metrics: self.metrics.clone(),
+            access: self.access,
         }))
     }
 }
@@ -195,6 +245,7 @@ where
 pub struct ObserveHttpService<S> {
     service: Rc<S>,
     metrics: Rc<HttpMetrics>,
+    access: AccessLog,
 }
 
 /// Decrements the in-flight gauge however the request ends (also when the client goes away).
@@ -227,46 +278,56 @@ where
         let route = route_template(req.request());
         let method = Method::from(req.method());
         let service = self.service.clone();
+        let access = self.access;
+        let span = tracing::info_span!(
+            REQUEST_SPAN,
+            request_id = id.as_str(),
+            method = method.as_str(),
+            route = route.as_ref(),
+        );
 
-        Box::pin(async move {
+        let serve = async move {
             let result = service.call(req).await;
             let status = match &result {
                 Ok(res) => res.status(),
                 Err(e) => e.as_response_error().status_code(),
             };
             let elapsed = start.elapsed().as_secs_f64();
-            metrics.observe(route.clone(), method, status.as_u16(), elapsed);
+            metrics.observe(route, method, status.as_u16(), elapsed);
             drop(in_flight);
 
-            let fields = match &result {
-                Ok(res) => res.request().extensions().get::<LogFields>().cloned(),
-                Err(_) => None,
+            if access.logs(status.as_u16()) {
+                let fields = match &result {
+                    Ok(res) => res.request().extensions().get::<LogFields>().cloned(),
+                    Err(_) => None,
+                }
+                .unwrap_or_default();
+                // `request_id`, `method` and `route` come from the span.
+                tracing::info!(
+                    status = status.as_u16(),
+                    latency_seconds = elapsed,
+                    model = fields.model.as_deref(),
+                    rows = fields.rows,
+                    "request completed"
+                );
             }
-            .unwrap_or_default();
-            tracing::info!(
-                request_id = id.as_str(),
-                method = method.as_str(),
-                route = route.as_ref(),
-                status = status.as_u16(),
-                latency_seconds = elapsed,
-                model = fields.model.as_deref(),
-                rows = fields.rows,
-                "request completed"
-            );
 
             let mut res = result?;
             if let Ok(v) = HeaderValue::from_str(&id.0) {
                 res.headers_mut().insert(REQUEST_ID_HEADER, v);
             }
             Ok(res)
-        })
+        };
+        Box::pin(serve.instrument(span))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::{CapturedLines, get_subscriber};
     use actix_web::{App, HttpResponse, test as atest, web};
+    use serde_json::Value;
 
     #[test]
     fn request_ids_are_accepted_only_when_sane() {
@@ -314,5 +375,194 @@ mod tests {
         );
         assert!(text.contains("http_requests_in_flight 0"), "{text}");
         assert!(!text.contains("/nope"), "{text}");
+    }
+
+    /// Serves `requests` (path, request id) one after the other with `access`, logging at
+    /// `level` into memory, and returns the lines logged.
+    async fn lines_logged(
+        level: &str,
+        access: AccessLog,
+        requests: &[(&str, &str)],
+    ) -> CapturedLines {
+        let captured = CapturedLines::default();
+        let _default =
+            tracing::subscriber::set_default(get_subscriber("unit", level, captured.clone()));
+        let metrics = HttpMetrics::new(
+            &mut Registry::default(),
+            crate::buckets::HTTP_LATENCY_SECONDS,
+        );
+        let app = atest::init_service(
+            App::new()
+                .wrap(ObserveHttp::new(metrics).access_log(access))
+                .route("/items/{id}", web::get().to(HttpResponse::Ok))
+                .route("/invalid", web::get().to(HttpResponse::UnprocessableEntity))
+                .route(
+                    "/fail",
+                    web::get().to(|| async {
+                        tracing::error!(error.message = "engine exploded", "request failed");
+                        HttpResponse::InternalServerError().finish()
+                    }),
+                ),
+        )
+        .await;
+        for (path, id) in requests {
+            let req = atest::TestRequest::get()
+                .uri(path)
+                .insert_header(("x-request-id", *id))
+                .to_request();
+            let res = atest::call_service(&app, req).await;
+            assert_eq!(
+                res.headers().get("x-request-id").map(|v| v.as_bytes()),
+                Some(id.as_bytes())
+            );
+        }
+        captured
+    }
+
+    fn access_lines(lines: &[Value]) -> Vec<&Value> {
+        lines
+            .iter()
+            .filter(|l| l["msg"] == "[HTTP REQUEST - EVENT] request completed")
+            .collect()
+    }
+
+    #[actix_web::test]
+    async fn every_request_gets_one_access_line_with_its_id_method_route_and_status() {
+        let logs = lines_logged(
+            "info",
+            AccessLog::All,
+            &[("/items/7", "a-1"), ("/nope/1", "a-2"), ("/invalid", "a-3")],
+        )
+        .await;
+        let all = logs.lines();
+        assert_eq!(access_lines(&all).len(), 3, "{all:#?}");
+        for (id, route, status) in [
+            ("a-1", "/items/{id}", 200),
+            ("a-2", "unmatched", 404),
+            ("a-3", "/invalid", 422),
+        ] {
+            let lines = logs.of_request(id);
+            assert_eq!(lines.len(), 1, "{lines:#?}");
+            let l = &lines[0];
+            assert_eq!(l["msg"], "[HTTP REQUEST - EVENT] request completed");
+            assert_eq!(l["method"], "GET");
+            assert_eq!(l["route"], route);
+            assert_eq!(l["status"], status);
+            assert_eq!(l["level"], 30);
+            assert!(
+                l["latency_seconds"].as_f64().is_some_and(|s| s >= 0.0),
+                "{l}"
+            );
+        }
+    }
+
+    #[actix_web::test]
+    async fn an_error_logged_while_serving_a_request_carries_its_request_id() {
+        let logs = lines_logged(
+            "info",
+            AccessLog::All,
+            &[("/fail", "f-1"), ("/items/1", "f-2")],
+        )
+        .await;
+        let lines = logs.of_request("f-1");
+        assert_eq!(lines.len(), 2, "the error and the access line: {lines:#?}");
+        let (error, access) = (&lines[0], &lines[1]);
+        assert_eq!(error["msg"], "[HTTP REQUEST - EVENT] request failed");
+        assert_eq!(error["level"], 50);
+        assert_eq!(error["error.message"], "engine exploded");
+        assert_eq!(
+            (&error["method"], &error["route"]),
+            (&Value::from("GET"), &Value::from("/fail"))
+        );
+        // Not an access line: readers of the access log select lines with a status.
+        assert!(error.get("status").is_none(), "{error}");
+        assert_eq!(access["status"], 500);
+        assert_eq!(logs.of_request("f-2").len(), 1);
+    }
+
+    #[actix_web::test]
+    async fn access_errors_logs_only_responses_of_400_and_above() {
+        let logs = lines_logged(
+            "info",
+            AccessLog::Errors,
+            &[
+                ("/items/1", "e-1"),
+                ("/invalid", "e-2"),
+                ("/nope", "e-3"),
+                ("/fail", "e-4"),
+            ],
+        )
+        .await;
+        assert!(logs.of_request("e-1").is_empty(), "{:#?}", logs.lines());
+        let all = logs.lines();
+        let statuses: Vec<_> = access_lines(&all)
+            .iter()
+            .map(|l| l["status"].clone())
+            .collect();
+        assert_eq!(statuses, [422, 404, 500]);
+        assert_eq!(
+            logs.of_request("e-4").len(),
+            2,
+            "the error and the access line"
+        );
+    }
+
+    #[actix_web::test]
+    async fn access_off_logs_no_access_line_and_errors_still_carry_the_request_id() {
+        let logs = lines_logged(
+            "info",
+            AccessLog::Off,
+            &[("/items/1", "o-1"), ("/nope", "o-2"), ("/fail", "o-3")],
+        )
+        .await;
+        let all = logs.lines();
+        assert!(access_lines(&all).is_empty(), "{all:#?}");
+        assert_eq!(all.len(), 1, "{all:#?}");
+        assert_eq!(all[0]["msg"], "[HTTP REQUEST - EVENT] request failed");
+        assert_eq!(all[0]["request_id"], "o-3");
+        assert_eq!(all[0]["route"], "/fail");
+    }
+
+    #[actix_web::test]
+    async fn errors_carry_the_request_id_also_when_info_is_filtered_out() {
+        let logs = lines_logged(
+            "warn",
+            AccessLog::All,
+            &[("/items/1", "w-1"), ("/fail", "w-2")],
+        )
+        .await;
+        let all = logs.lines();
+        assert_eq!(all.len(), 1, "access lines are at INFO: {all:#?}");
+        assert_eq!(all[0]["request_id"], "w-2");
+        assert_eq!(all[0]["level"], 50);
+    }
+
+    #[test]
+    fn access_log_settings_parse_from_yaml_with_all_as_the_default() {
+        let parse = |yaml: &str| -> crate::telemetry::LogSettings {
+            config::Config::builder()
+                .add_source(config::File::from_str(yaml, config::FileFormat::Yaml))
+                .build()
+                .and_then(|c| c.try_deserialize())
+                .unwrap_or_else(|e| panic!("{yaml}: {e}"))
+        };
+        assert_eq!(parse("level: info").access, AccessLog::All);
+        assert_eq!(parse("level: info\naccess: all").access, AccessLog::All);
+        assert_eq!(
+            parse("level: info\naccess: errors").access,
+            AccessLog::Errors
+        );
+        // `off` is a string in YAML 1.2, not the boolean it was in YAML 1.1.
+        assert_eq!(parse("level: info\naccess: off").access, AccessLog::Off);
+        assert!(
+            config::Config::builder()
+                .add_source(config::File::from_str(
+                    "level: info\naccess: some",
+                    config::FileFormat::Yaml
+                ))
+                .build()
+                .and_then(|c| c.try_deserialize::<crate::telemetry::LogSettings>())
+                .is_err()
+        );
     }
 }

@@ -2,12 +2,13 @@
 //!
 //! - [`buckets`]: named histogram bucket sets, declared once.
 //! - [`labels`]: typed label values shared across services.
-//! - [`http`]: HTTP request metrics by route template, request ids and the one-line access log.
+//! - [`http`]: HTTP request metrics by route template, request ids, the request span and the
+//!   one-line access log (`log.access`: all, errors, off).
 //! - [`exposition`]: rendering a registry as OpenMetrics text and serving `GET /metrics`.
 //! - [`process`]: `process_*` metrics read from `/proc/self`.
 //! - [`build_info`]: the `<prefix>_build_info` metric.
 //! - [`settings`]: layered configuration (embedded YAML, environment overlay, `APP_` variables).
-//! - [`telemetry`]: bunyan JSON logging setup.
+//! - [`telemetry`]: bunyan JSON logging through `tracing-bunyan-formatter`, a non-blocking writer.
 //! - [`health`]: `<binary> healthcheck` for slim containers (a tiny HTTP probe).
 
 pub mod buckets;

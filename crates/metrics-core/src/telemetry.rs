@@ -1,23 +1,17 @@
-//! Bunyan JSON logging, set up once per process.
+//! Bunyan JSON logging through `tracing-bunyan-formatter`, set up once per process.
 //!
-//! One line per event in the [bunyan](https://github.com/trentm/node-bunyan) format that
-//! `tracing-bunyan-formatter` writes (`v`, `name`, `msg`, `level`, `hostname`, `pid`, `time`,
-//! `target`, `line`, `file`, then the event's fields and those of the spans it is in), written
-//! straight into a reused per-thread buffer. The access log writes one such line per request, so
-//! the cost per line is part of every request. `tracing-bunyan-formatter`, used before, spent
-//! about 4 µs on each (a map of `serde_json::Value`s and a dozen allocations per line); this layer
-//! spends about 1 µs (`cargo run --release -p metrics-core --example log_cost -- sink`).
+//! [`JsonStorageLayer`] keeps the fields of every span (a child span inherits its parent's), and
+//! [`BunyanFormattingLayer`] writes each event as one bunyan line (`v`, `name`, `msg`, `level`,
+//! `hostname`, `pid`, `time`, `target`, `line`, `file`, the event's fields, then those of the span
+//! it is in). The HTTP middleware ([`crate::http`]) runs every request inside a span carrying
+//! `request_id`, `method` and `route`, so every line logged while serving it has them.
 
-use std::cell::RefCell;
-use std::fmt;
+use serde::Deserialize;
 use std::io::Write;
-use std::thread::LocalKey;
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::set_global_default;
 use tracing::{Event, Level, Subscriber};
-use tracing_log::NormalizeEvent;
-use tracing_subscriber::filter::Targets;
+use tracing_bunyan_formatter::{BunyanFormattingLayer, JsonStorageLayer};
+use tracing_subscriber::filter::{FilterExt, Targets, filter_fn};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
@@ -27,6 +21,16 @@ use tracing_subscriber::{EnvFilter, Registry, layer::SubscriberExt};
 /// (a bad `Content-Length`, `Content-Length` with `Transfer-Encoding`, an oversize head, too many
 /// headers) and answered itself with an empty 400 or 431, before any application code runs.
 const PROTOCOL_ERROR_TARGET: &str = "actix_http::h1::dispatcher";
+
+/// The `log:` section of a service's settings.
+#[derive(Clone, Debug, Deserialize)]
+pub struct LogSettings {
+    /// Default tracing filter (`info`, `warn`, `inference_api=debug,info`); `RUST_LOG` wins.
+    pub level: String,
+    /// Which requests get an access-log line (`APP_LOG__ACCESS`).
+    #[serde(default)]
+    pub access: crate::http::AccessLog,
+}
 
 /// A subscriber writing bunyan JSON lines to `sink`. `RUST_LOG` wins over `default_filter`.
 pub fn get_subscriber<Sink>(
@@ -46,12 +50,35 @@ where
                 .parse()
                 .expect("a valid directive"),
         );
+    // The request span is kept whatever the level, so that an error logged while serving a
+    // request carries its `request_id` also when `info` is filtered out.
+    let request_spans = filter_fn(crate::http::is_request_span)
+        .with_max_level_hint(crate::http::REQUEST_SPAN_LEVEL);
+    let bunyan = JsonStorageLayer.and_then(EventLines(BunyanFormattingLayer::new(
+        name.to_owned(),
+        sink,
+    )));
     Registry::default()
-        .with(BunyanLayer::new(name, sink).with_filter(filter))
+        .with(bunyan.with_filter(filter.or(request_spans)))
         .with(
             ProtocolErrorCounter
                 .with_filter(Targets::new().with_target(PROTOCOL_ERROR_TARGET, Level::ERROR)),
         )
+}
+
+/// Only the event lines of the inner layer. `BunyanFormattingLayer` also writes a
+/// `[SPAN - START]` and a `[SPAN - END]` line for every span, which would make three lines of
+/// every request; its span fields are still on every event inside the span.
+struct EventLines<L>(L);
+
+impl<S, L> Layer<S> for EventLines<L>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    L: Layer<S>,
+{
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        self.0.on_event(event, ctx);
+    }
 }
 
 /// Counts actix-http's refusals of malformed requests into
@@ -67,7 +94,8 @@ impl<S: Subscriber> Layer<S> for ProtocolErrorCounter {
 
 /// Stdout through a background thread that writes whole batches of lines, so request handlers
 /// never wait on the terminal, pipe or file behind stdout. Lossless: when 128k lines are queued,
-/// loggers wait rather than drop lines. Keep the guard alive until exit; dropping it flushes.
+/// loggers wait rather than drop lines. Keep the guard alive until exit: dropping it writes out
+/// what is queued (waiting up to a second).
 pub fn stdout_writer() -> (
     tracing_appender::non_blocking::NonBlocking,
     tracing_appender::non_blocking::WorkerGuard,
@@ -87,276 +115,81 @@ pub fn init_subscriber(subscriber: impl Subscriber + Send + Sync) {
     }
 }
 
-/// Writes each event as one bunyan JSON line to `writer`.
-pub struct BunyanLayer<W> {
-    /// `{"v":0,"name":"<name>",` — the same for every line.
-    prefix: String,
-    /// `,"hostname":"<host>","pid":<pid>,"time":"` — the same for every line.
-    host_pid: String,
-    writer: W,
+/// Log lines captured in memory, for tests: `get_subscriber(name, level, captured.clone())`.
+#[derive(Clone, Default)]
+pub struct CapturedLines {
+    lines: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    echo: bool,
 }
 
-impl<W> BunyanLayer<W> {
-    pub fn new(name: &str, writer: W) -> Self {
-        let hostname = rustix::system::uname()
-            .nodename()
-            .to_string_lossy()
-            .into_owned();
-        Self {
-            prefix: format!(r#"{{"v":0,"name":{},"#, json_string(name)),
-            host_pid: format!(
-                r#","hostname":{},"pid":{},"time":""#,
-                json_string(&hostname),
-                std::process::id()
-            ),
-            writer,
+impl CapturedLines {
+    /// Also writes every line to stdout (`TEST_LOG=1 cargo test | bunyan`).
+    pub fn echoing_to_stdout(mut self) -> Self {
+        self.echo = true;
+        self
+    }
+
+    /// Every line written so far, parsed; a line that is not JSON panics.
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        let bytes = self
+            .lines
+            .lock()
+            .map(|b| b.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
+    /// The lines whose `request_id` is `id`.
+    pub fn of_request(&self, id: &str) -> Vec<serde_json::Value> {
+        self.lines()
+            .into_iter()
+            .filter(|l| l["request_id"] == id)
+            .collect()
+    }
+}
+
+impl Write for CapturedLines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.echo {
+            std::io::stdout().write_all(buf)?;
         }
+        self.lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
-fn json_string(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
-}
+impl<'a> MakeWriter<'a> for CapturedLines {
+    type Writer = Self;
 
-/// Bunyan's numeric levels.
-fn bunyan_level(level: &Level) -> u8 {
-    match *level {
-        Level::ERROR => 50,
-        Level::WARN => 40,
-        Level::INFO => 30,
-        Level::DEBUG => 20,
-        Level::TRACE => 10,
-    }
-}
-
-/// Fields bunyan itself uses; an event or span field with one of these names is dropped.
-const RESERVED: [&str; 10] = [
-    "v", "name", "msg", "level", "hostname", "pid", "time", "target", "line", "file",
-];
-
-/// Appends `,"key":value` for every field to a line; `message` becomes `msg` separately.
-struct JsonFields<'a> {
-    out: &'a mut Vec<u8>,
-    message: Option<&'a mut Vec<u8>>,
-}
-
-impl JsonFields<'_> {
-    fn key(&mut self, field: &Field) -> bool {
-        let name = field.name();
-        let name = name.strip_prefix("r#").unwrap_or(name);
-        if RESERVED.contains(&name) || name.starts_with("log.") {
-            return false;
-        }
-        self.out.push(b',');
-        let _ = serde_json::to_writer(&mut *self.out, name);
-        self.out.push(b':');
-        true
-    }
-
-    fn value(&mut self, field: &Field, value: impl serde::Serialize) {
-        if self.key(field) {
-            let _ = serde_json::to_writer(&mut *self.out, &value);
-        }
-    }
-}
-
-impl Visit for JsonFields<'_> {
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        // JSON has no NaN or infinity; serde_json writes null for them, as bunyan's formatter did.
-        self.value(field, value);
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.value(field, value);
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.value(field, value);
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.value(field, value);
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message"
-            && let Some(m) = self.message.as_deref_mut()
-        {
-            m.extend_from_slice(value.as_bytes());
-            return;
-        }
-        self.value(field, value);
-    }
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.record_debug(field, &format_args!("{value}"));
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == "message"
-            && let Some(m) = self.message.as_deref_mut()
-        {
-            let _ = write!(m, "{value:?}");
-            return;
-        }
-        if self.key(field) {
-            // Rendered with Debug (Display for `%` fields), then written as a JSON string.
-            let render = |scratch: &mut Vec<u8>| {
-                scratch.clear();
-                let _ = write!(scratch, "{value:?}");
-                let text = String::from_utf8_lossy(scratch);
-                let _ = serde_json::to_writer(&mut *self.out, text.as_ref());
-            };
-            with_reused(&DEBUG_SCRATCH, render);
-        }
-    }
-}
-
-/// The JSON fields of a span (`,"k":v,...`), kept in its extensions.
-struct SpanFields(Vec<u8>);
-
-/// Per-thread buffers reused for every line.
-#[derive(Default)]
-struct Buffers {
-    line: Vec<u8>,
-    fields: Vec<u8>,
-    message: Vec<u8>,
-}
-
-thread_local! {
-    static BUFFERS: RefCell<Buffers> = RefCell::default();
-    static DEBUG_SCRATCH: RefCell<Vec<u8>> = RefCell::default();
-}
-
-impl<W> BunyanLayer<W> {
-    fn format<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, b: &mut Buffers)
-    where
-        S: Subscriber + for<'a> LookupSpan<'a>,
-    {
-        let Buffers {
-            line,
-            fields,
-            message,
-        } = b;
-        line.clear();
-        fields.clear();
-        message.clear();
-        // Records from the `log` crate (actix, say) carry their real target, file and line in
-        // `log.*` fields; normalizing puts them where tracing's own events have them.
-        let normalized = event.normalized_metadata();
-        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
-        event.record(&mut JsonFields {
-            out: fields,
-            message: Some(message),
-        });
-        if let Some(scope) = ctx.event_scope(event) {
-            for span in scope.from_root() {
-                if let Some(SpanFields(f)) = span.extensions().get::<SpanFields>() {
-                    fields.extend_from_slice(f);
-                }
-            }
-        }
-        line.extend_from_slice(self.prefix.as_bytes());
-        line.extend_from_slice(br#""msg":"#);
-        if message.is_empty() {
-            let _ = serde_json::to_writer(&mut *line, meta.target());
-        } else {
-            let text = String::from_utf8_lossy(message);
-            let _ = serde_json::to_writer(&mut *line, text.as_ref());
-        }
-        let _ = write!(line, r#","level":{}"#, bunyan_level(meta.level()));
-        line.extend_from_slice(self.host_pid.as_bytes());
-        let _ = time::OffsetDateTime::now_utc()
-            .format_into(line, &time::format_description::well_known::Rfc3339);
-        line.extend_from_slice(br#"","target":"#);
-        let _ = serde_json::to_writer(&mut *line, meta.target());
-        line.extend_from_slice(br#","line":"#);
-        let _ = serde_json::to_writer(&mut *line, &meta.line());
-        line.extend_from_slice(br#","file":"#);
-        let _ = serde_json::to_writer(&mut *line, &meta.file());
-        line.extend_from_slice(fields);
-        line.extend_from_slice(b"}\n");
-    }
-}
-
-impl<S, W> Layer<S> for BunyanLayer<W>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    W: for<'a> MakeWriter<'a> + 'static,
-{
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let mut fields = Vec::new();
-        attrs.record(&mut JsonFields {
-            out: &mut fields,
-            message: None,
-        });
-        span.extensions_mut().insert(SpanFields(fields));
-    }
-
-    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let mut extensions = span.extensions_mut();
-        if let Some(SpanFields(fields)) = extensions.get_mut::<SpanFields>() {
-            values.record(&mut JsonFields {
-                out: fields,
-                message: None,
-            });
-        }
-    }
-
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let write = |b: &mut Buffers| {
-            self.format(event, &ctx, b);
-            let _ = self
-                .writer
-                .make_writer_for(event.metadata())
-                .write_all(&b.line);
-        };
-        with_reused(&BUFFERS, write);
-    }
-}
-
-/// Runs `f` on this thread's buffer, or on a fresh one when it is already in use: an event logged
-/// while a line is being formatted (from a Debug impl, say) must not panic on the borrowed one.
-fn with_reused<T: Default>(key: &'static LocalKey<RefCell<T>>, mut f: impl FnMut(&mut T)) {
-    let reused = key.try_with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buffer) => {
-            f(&mut buffer);
-            true
-        }
-        Err(_) => false,
-    });
-    if reused != Ok(true) {
-        f(&mut T::default());
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .map_err(|_| std::io::ErrorKind::Other)?
-                .extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+    fn lines_of_at(level: &str, f: impl FnOnce()) -> Vec<serde_json::Value> {
+        let captured = CapturedLines::default();
+        let subscriber = get_subscriber("unit", level, captured.clone());
+        tracing::subscriber::with_default(subscriber, f);
+        captured.lines()
     }
 
     fn lines_of(f: impl FnOnce()) -> Vec<serde_json::Value> {
-        let sink = Sink::default();
-        let writer = sink.clone();
-        let subscriber = get_subscriber("unit", "debug", move || writer.clone());
-        tracing::subscriber::with_default(subscriber, f);
-        let bytes = sink.0.lock().map(|b| b.clone()).unwrap_or_default();
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect()
+        lines_of_at("debug", f)
     }
 
     #[test]
@@ -399,12 +232,7 @@ mod tests {
         assert_eq!(l["level"], 30);
         assert_eq!(l["pid"], std::process::id());
         assert!(l["hostname"].as_str().is_some_and(|h| !h.is_empty()));
-        let time = l["time"].as_str().unwrap_or_default();
-        assert!(
-            time::OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339)
-                .is_ok(),
-            "{time}"
-        );
+        assert!(l["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{l}");
         assert_eq!(l["target"], module_path!());
         assert_eq!(l["file"], file!());
         assert!(l["line"].as_u64().is_some());
@@ -420,7 +248,7 @@ mod tests {
     }
 
     #[test]
-    fn log_crate_records_keep_their_own_target_and_line() {
+    fn log_crate_records_keep_their_real_target_in_log_target() {
         let lines = lines_of(|| {
             let record = tracing_log::log::Record::builder()
                 .args(format_args!("from log"))
@@ -434,24 +262,28 @@ mod tests {
         let l = lines.last().cloned().unwrap_or_default();
         assert_eq!(l["msg"], "from log");
         assert_eq!(l["level"], 40);
-        assert_eq!(l["target"], "some_crate::module");
-        assert_eq!(l["file"], "src/module.rs");
-        assert_eq!(l["line"], 42);
-        assert!(l.get("log.target").is_none(), "{l}");
+        // tracing-bunyan-formatter writes tracing-log's own callsite as target, file and line.
+        assert_eq!(l["target"], "log");
+        assert_eq!(l["log.target"], "some_crate::module");
+        assert_eq!(l["log.file"], "src/module.rs");
+        assert_eq!(l["log.line"], 42);
     }
 
     #[test]
-    fn span_fields_are_added_and_reserved_names_are_not_overwritten() {
+    fn events_in_a_span_carry_its_fields_and_spans_write_no_lines_of_their_own() {
         let lines = lines_of(|| {
             let span = tracing::info_span!("job", job_id = 7u64, pid = 1u64);
             let _entered = span.enter();
-            tracing::warn!(level = "not a level", name = "x", "inside");
+            let inner = tracing::info_span!("step", step = "load");
+            let _inner = inner.enter();
+            tracing::warn!(level = "not a level", "inside");
         });
-        let l = lines.last().cloned().unwrap_or_default();
-        assert_eq!(l["msg"], "inside");
-        assert_eq!(l["job_id"], 7);
+        assert_eq!(lines.len(), 1, "no START/END lines: {lines:?}");
+        let l = &lines[0];
+        assert_eq!(l["msg"], "[STEP - EVENT] inside");
+        assert_eq!(l["job_id"], 7, "the parent span's fields too: {l}");
+        assert_eq!(l["step"], "load");
         assert_eq!(l["level"], 40);
-        assert_eq!(l["name"], "unit");
-        assert_eq!(l["pid"], std::process::id());
+        assert_eq!(l["pid"], std::process::id(), "core fields win: {l}");
     }
 }

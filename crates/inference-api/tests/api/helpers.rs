@@ -1,18 +1,24 @@
 use inference_api::configuration::{Settings, get_configuration};
 use inference_api::startup::{Application, ModelLoader};
-use metrics_core::telemetry::{get_subscriber, init_subscriber};
+use metrics_core::telemetry::{CapturedLines, get_subscriber, init_subscriber};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-static TRACING: LazyLock<()> = LazyLock::new(|| {
+/// Every line logged in this test binary (all its apps share the global subscriber): select a
+/// request's lines by its id with `LOGS.of_request(id)`. Also on stdout with TEST_LOG set.
+pub static LOGS: LazyLock<CapturedLines> = LazyLock::new(|| {
+    let captured = CapturedLines::default();
     if std::env::var("TEST_LOG").is_ok() {
-        init_subscriber(get_subscriber("test", "info", std::io::stdout));
+        captured.echoing_to_stdout()
     } else {
-        init_subscriber(get_subscriber("test", "info", std::io::sink));
+        captured
     }
 });
+
+static TRACING: LazyLock<()> =
+    LazyLock::new(|| init_subscriber(get_subscriber("test", "info", LOGS.clone())));
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -68,7 +68,7 @@ fn the_binary_logs_one_line_per_request_and_finishes_in_flight_work_on_sigterm()
     conn.read_to_string(&mut response).expect("response");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 
-    let log = next_log("request completed");
+    let log = next_log("[HTTP REQUEST - EVENT] request completed");
     assert_eq!(log["request_id"], "sigterm-1");
     assert_eq!(log["route"], "/predict");
     assert_eq!(log["status"], 200);

@@ -6,6 +6,7 @@ mod hardening;
 mod health;
 mod helpers;
 mod lifecycle;
+mod logging;
 mod metrics;
 mod predict;
 mod quality;
