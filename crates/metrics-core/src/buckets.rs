@@ -24,11 +24,6 @@ pub const CONFIDENCE: &[f64] = &[
     0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 0.99, 0.999, 1.0,
 ];
 
-/// Scrape / collector work: 100 µs .. 5 s.
-pub const COLLECTOR_SECONDS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,7 +35,6 @@ mod tests {
             FAST_OPERATION_SECONDS,
             BATCH_ROWS,
             CONFIDENCE,
-            COLLECTOR_SECONDS,
         ] {
             assert!(set[0] > 0.0);
             assert!(set.windows(2).all(|w| w[0] < w[1]), "{set:?}");
