@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 stage() { printf '\n==> %s\n' "$*"; }
 
-[ -f .onnxruntime/libonnxruntime.so.1.31.1 ] || { echo "ONNX Runtime missing: run scripts/setup.sh" >&2; exit 1; }
+ls .onnxruntime/libonnxruntime.so.* >/dev/null 2>&1 || { echo "ONNX Runtime missing: run scripts/setup.sh" >&2; exit 1; }
 [ -x .venv/bin/python ] || { echo ".venv missing: run scripts/setup.sh" >&2; exit 1; }
 
 stage "format"

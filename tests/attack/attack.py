@@ -26,11 +26,10 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from harness import free_port, http_ok, wait_for  # noqa: E402  (the end-to-end test's helpers)
+from harness import ONNXRUNTIME, free_port, http_ok, wait_for  # noqa: E402  (the end-to-end test's helpers)
 
 RELEASE = ROOT / "target" / "release"
 BUNDLE = ROOT / "models" / "breast-cancer"
-ONNXRUNTIME = ROOT / ".onnxruntime" / "libonnxruntime.so.1.31.1"
 
 
 def rss_mb(pid: int) -> float:

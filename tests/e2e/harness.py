@@ -30,7 +30,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PROM_DIR = ROOT / "prometheus"
 AM_DIR = ROOT / "alertmanager"
 MODEL_DIR = ROOT / "models" / "breast-cancer"
-ONNXRUNTIME = ROOT / ".onnxruntime" / "libonnxruntime.so.1.31.1"
+# The library the API's own settings name (relative to the repository root).
+ONNXRUNTIME = ROOT / yaml.safe_load(
+    (ROOT / "crates" / "inference-api" / "configuration" / "base.yaml").read_text())["model"]["onnxruntime_path"]
 RELEASE = ROOT / "target" / "release"
 
 PROMETHEUS_BIN = shutil.which("prometheus") or "/usr/bin/prometheus"

@@ -36,7 +36,8 @@ pub fn test_settings() -> Settings {
     s.server.workers = 2;
     s.server.shutdown_timeout_seconds = 1;
     s.model.bundle_dir = bundle_dir();
-    s.model.onnxruntime_path = repo_root().join(".onnxruntime/libonnxruntime.so.1.31.1");
+    // The configured library path (relative to the repository root), made absolute.
+    s.model.onnxruntime_path = repo_root().join(&s.model.onnxruntime_path);
     s
 }
 

@@ -22,11 +22,9 @@ fn the_binary_logs_one_line_per_request_and_finishes_in_flight_work_on_sigterm()
     let mut child = Command::new(env!("CARGO_BIN_EXE_inference-api"))
         .env("APP_SERVER__PORT", "0")
         .env("APP_SERVER__WORKERS", "1")
-        .env("APP_MODEL__BUNDLE_DIR", root.join("models/breast-cancer"))
-        .env(
-            "APP_MODEL__ONNXRUNTIME_PATH",
-            root.join(".onnxruntime/libonnxruntime.so.1.31.1"),
-        )
+        // From the repository root the default settings find the bundled model and the
+        // ONNX Runtime library.
+        .current_dir(&root)
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

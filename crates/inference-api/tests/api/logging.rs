@@ -184,11 +184,9 @@ fn the_binary_takes_the_access_log_setting_from_app_log_access() {
         .env("APP_SERVER__PORT", "0")
         .env("APP_SERVER__WORKERS", "1")
         .env("APP_LOG__ACCESS", "errors")
-        .env("APP_MODEL__BUNDLE_DIR", root.join("models/breast-cancer"))
-        .env(
-            "APP_MODEL__ONNXRUNTIME_PATH",
-            root.join(".onnxruntime/libonnxruntime.so.1.31.1"),
-        )
+        // From the repository root the default settings find the bundled model and the
+        // ONNX Runtime library.
+        .current_dir(&root)
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -217,7 +217,7 @@ pub async fn spawn_real_api() -> RealApi {
     settings.server.port = 0;
     settings.server.workers = 2;
     settings.model.bundle_dir = root.join("models/breast-cancer");
-    settings.model.onnxruntime_path = root.join(".onnxruntime/libonnxruntime.so.1.31.1");
+    settings.model.onnxruntime_path = root.join(&settings.model.onnxruntime_path);
     let app = inference_api::startup::Application::build(settings)
         .await
         .expect("the API builds");
