@@ -320,29 +320,10 @@ mod tests {
         assert!(outcomes.iter().all(|o| o.success));
     }
 
-    /// Collects log lines in memory.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn failures_are_logged_once_per_change_of_state() {
-        let logs = Captured::default();
-        let sink = logs.clone();
-        let subscriber =
-            metrics_core::telemetry::get_subscriber("test", "info", move || sink.clone());
+        let logs = metrics_core::telemetry::CapturedLines::default();
+        let subscriber = metrics_core::telemetry::get_subscriber("test", "info", logs.clone());
         let fail = Arc::new(AtomicBool::new(true));
         let scraper =
             ScrapeCollector::new(vec![Box::new(Switchable { fail: fail.clone() })], TIMEOUT);
@@ -354,10 +335,14 @@ mod tests {
             }
         });
 
-        let text = String::from_utf8_lossy(&logs.0.lock().expect("logs")).into_owned();
-        assert_eq!(text.matches("collector failed").count(), 2, "{text}");
-        assert_eq!(text.matches("collector recovered").count(), 1, "{text}");
-        assert!(text.contains("switched off"), "{text}");
+        let lines = logs.lines();
+        let count = |msg: &str| lines.iter().filter(|l| l["msg"] == msg).count();
+        assert_eq!(count("collector failed"), 2, "{lines:#?}");
+        assert_eq!(count("collector recovered"), 1, "{lines:#?}");
+        assert!(
+            lines.iter().any(|l| l.to_string().contains("switched off")),
+            "{lines:#?}"
+        );
     }
 
     #[test]

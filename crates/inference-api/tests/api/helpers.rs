@@ -2,7 +2,9 @@ use inference_api::configuration::{Settings, get_configuration};
 use inference_api::startup::{Application, ModelLoader};
 use metrics_core::telemetry::{CapturedLines, get_subscriber, init_subscriber};
 use serde_json::Value;
+use std::io::{BufRead, BufReader, Lines};
 use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -201,4 +203,40 @@ pub fn named_row(values: &[f64]) -> Value {
         .map(|(n, v)| (n, Value::from(*v)))
         .collect();
     Value::Object(map)
+}
+
+/// The inference-api binary, started from the repository root (where its default settings find
+/// the bundled model and the ONNX Runtime library) on a free port with one worker, `env` added,
+/// its JSON log lines readable one by one.
+pub struct Binary {
+    pub child: Child,
+    pub logs: Lines<BufReader<ChildStdout>>,
+}
+
+impl Binary {
+    pub fn spawn(env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_inference-api"))
+            .env("APP_SERVER__PORT", "0")
+            .env("APP_SERVER__WORKERS", "1")
+            .envs(env.iter().copied())
+            .current_dir(repo_root())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the binary");
+        let logs = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        Self { child, logs }
+    }
+
+    /// The next log line whose `msg` is `msg` (the lines before it are skipped).
+    pub fn next_log(&mut self, msg: &str) -> Value {
+        for line in self.logs.by_ref() {
+            let v: Value = serde_json::from_str(&line.expect("line")).expect("every line is JSON");
+            if v["msg"] == msg {
+                return v;
+            }
+        }
+        panic!("no log line {msg:?}");
+    }
 }

@@ -1,8 +1,8 @@
-use crate::helpers::{repo_root, samples, test_settings};
+use crate::helpers::{Binary, samples, test_settings};
 use inference_api::startup::Application;
-use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
+use serde_json::json;
+use std::io::{Read, Write};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[tokio::test]
@@ -18,30 +18,9 @@ async fn a_missing_onnx_runtime_fails_startup_with_one_line_naming_the_script() 
 
 #[test]
 fn the_binary_logs_one_line_per_request_and_finishes_in_flight_work_on_sigterm() {
-    let root = repo_root();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_inference-api"))
-        .env("APP_SERVER__PORT", "0")
-        .env("APP_SERVER__WORKERS", "1")
-        // From the repository root the default settings find the bundled model and the
-        // ONNX Runtime library.
-        .current_dir(&root)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the binary");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut next_log = |msg: &str| -> Value {
-        for line in lines.by_ref() {
-            let v: Value = serde_json::from_str(&line.expect("line")).expect("every line is JSON");
-            if v["msg"] == msg {
-                return v;
-            }
-        }
-        panic!("no log line {msg:?}");
-    };
-    let port = next_log("listening")["port"].as_u64().expect("port") as u16;
-    let loaded = next_log("model loaded");
+    let mut bin = Binary::spawn(&[]);
+    let port = bin.next_log("listening")["port"].as_u64().expect("port") as u16;
+    let loaded = bin.next_log("model loaded");
     assert_eq!(loaded["model"], "breast-cancer");
     assert_eq!(loaded["model_version"], "1.0.0");
     assert_eq!(loaded["onnxruntime_version"], "1.31.1");
@@ -55,7 +34,7 @@ fn the_binary_logs_one_line_per_request_and_finishes_in_flight_work_on_sigterm()
     conn.write_all(&body.as_bytes()[..10]).expect("write");
     std::thread::sleep(Duration::from_millis(300));
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &bin.child.id().to_string()])
         .status()
         .expect("kill");
     assert!(status.success());
@@ -66,7 +45,7 @@ fn the_binary_logs_one_line_per_request_and_finishes_in_flight_work_on_sigterm()
     conn.read_to_string(&mut response).expect("response");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 
-    let log = next_log("[HTTP REQUEST - EVENT] request completed");
+    let log = bin.next_log("[HTTP REQUEST - EVENT] request completed");
     assert_eq!(log["request_id"], "sigterm-1");
     assert_eq!(log["route"], "/predict");
     assert_eq!(log["status"], 200);
@@ -80,7 +59,7 @@ fn the_binary_logs_one_line_per_request_and_finishes_in_flight_work_on_sigterm()
 
     let deadline = Instant::now() + Duration::from_secs(10);
     let exit = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
+        if let Some(s) = bin.child.try_wait().expect("wait") {
             break s;
         }
         assert!(

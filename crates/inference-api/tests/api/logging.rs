@@ -2,15 +2,13 @@
 //! serving a request, errors included, carrying its `request_id`.
 
 use crate::helpers::{
-    LOGS, TestApp, bundle_dir, repo_root, samples, spawn_app_with, spawn_unloaded_app_with,
+    Binary, LOGS, TestApp, bundle_dir, samples, spawn_app_with, spawn_unloaded_app_with,
 };
 use inference_api::configuration::Settings;
 use inference_api::model::manifest::Manifest;
 use inference_api::model::{Engine, EngineError, LoadedModel, Output};
 use metrics_core::http::AccessLog;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 
 const ACCESS_MSG: &str = "[HTTP REQUEST - EVENT] request completed";
 
@@ -179,32 +177,9 @@ async fn access_off_logs_no_access_line_but_errors_keep_their_request_id() {
 
 #[test]
 fn the_binary_takes_the_access_log_setting_from_app_log_access() {
-    let root = repo_root();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_inference-api"))
-        .env("APP_SERVER__PORT", "0")
-        .env("APP_SERVER__WORKERS", "1")
-        .env("APP_LOG__ACCESS", "errors")
-        // From the repository root the default settings find the bundled model and the
-        // ONNX Runtime library.
-        .current_dir(&root)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the binary");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout"))
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(&l.expect("line")).expect("every line is JSON"));
-    let port = lines
-        .by_ref()
-        .find(|l| l["msg"] == "listening")
-        .and_then(|l| l["port"].as_u64())
-        .expect("port");
-    lines
-        .by_ref()
-        .find(|l| l["msg"] == "model loaded")
-        .expect("model loaded");
-
+    let mut bin = Binary::spawn(&[("APP_LOG__ACCESS", "errors")]);
+    let port = bin.next_log("listening")["port"].as_u64().expect("port");
+    bin.next_log("model loaded");
     assert!(http(port, "GET /health", "env-ok", "").starts_with("HTTP/1.1 200"));
     assert!(
         http(port, "POST /predict", "env-bad", r#"{"features": [1.0]}"#)
@@ -212,12 +187,14 @@ fn the_binary_takes_the_access_log_setting_from_app_log_access() {
     );
 
     // Lines are written in order: an access line of the first request would come first.
-    let first = lines
+    let first = bin
+        .logs
         .by_ref()
+        .map(|l| serde_json::from_str::<Value>(&l.expect("line")).expect("every line is JSON"))
         .find(|l| l.get("request_id").is_some())
         .expect("a request's line");
-    let _ = child.kill();
-    let _ = child.wait();
+    let _ = bin.child.kill();
+    let _ = bin.child.wait();
     assert_eq!(first["request_id"], "env-bad", "{first}");
     assert_eq!(first["msg"], ACCESS_MSG);
     assert_eq!(first["status"], 422);
