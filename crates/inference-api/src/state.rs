@@ -3,7 +3,7 @@
 use crate::configuration::{FeedbackSettings, LimitSettings, QualitySettings, TestingSettings};
 use crate::metrics::{InferenceMetrics, ModelHandles};
 use crate::model::features::FeatureMatrix;
-use crate::model::{EngineError, LoadedModel, Output};
+use crate::model::{EngineError, LoadedModel, Predictions};
 use crate::quality::drift::{DriftWindow, FeatureBins};
 use crate::quality::feedback::FeedbackStore;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,7 +26,7 @@ impl ServingModel {
         worker: usize,
         values: &[f32],
         rows: usize,
-    ) -> Result<Output, EngineError> {
+    ) -> Result<Predictions, EngineError> {
         let started = Instant::now();
         let out = self.model.run(worker, values, rows)?;
         self.handles.observe_run(started.elapsed(), rows);

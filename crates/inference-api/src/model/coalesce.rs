@@ -10,15 +10,15 @@
 //!
 //! One `Coalescer` per worker thread; it is neither `Send` nor `Sync`.
 
-use super::{EngineError, Output};
+use super::{EngineError, Predictions};
 use std::cell::RefCell;
 use std::rc::Rc;
 use tokio::sync::oneshot;
 
 /// Runs the model on a row-major `[rows, features]` matrix (and records the call's metrics).
-pub(crate) type RunModel = dyn Fn(&[f32], usize) -> Result<Output, EngineError>;
+pub(crate) type RunModel = dyn Fn(&[f32], usize) -> Result<Predictions, EngineError>;
 
-type Reply = oneshot::Sender<Result<Output, EngineError>>;
+type Reply = oneshot::Sender<Result<Predictions, EngineError>>;
 
 #[derive(Clone)]
 pub(crate) struct Coalescer {
@@ -54,7 +54,11 @@ impl Coalescer {
 
     /// Runs `rows` rows, together with other requests' rows when they are ready at the same time.
     /// Must be called on a thread with a tokio local task set (every actix-web worker has one).
-    pub(crate) async fn run(&self, values: &[f32], rows: usize) -> Result<Output, EngineError> {
+    pub(crate) async fn run(
+        &self,
+        values: &[f32],
+        rows: usize,
+    ) -> Result<Predictions, EngineError> {
         let inner = &self.inner;
         if rows == 0 || rows > inner.max_rows {
             return (inner.run)(values, rows);
@@ -111,17 +115,7 @@ impl Inner {
         if waiters.is_empty() {
             return;
         }
-        let result = (self.run)(&values, rows).and_then(|out| {
-            if out.labels.len() == rows && rows > 0 && out.probabilities.len() % rows == 0 {
-                Ok(out)
-            } else {
-                Err(EngineError::Run(format!(
-                    "the model returned {} labels and {} probabilities for {rows} rows",
-                    out.labels.len(),
-                    out.probabilities.len()
-                )))
-            }
-        });
+        let result = (self.run)(&values, rows);
         if waiters.len() == 1 {
             // A group of one gets the call's output as it is.
             let (_, reply) = waiters.pop().expect("one waiter");
@@ -130,15 +124,11 @@ impl Inner {
         }
         match result {
             Ok(out) => {
-                let per_row = out.probabilities.len() / rows;
                 let mut start = 0;
                 for (n, reply) in waiters {
                     let end = start + n;
                     // A request that went away (client disconnected) dropped its receiver.
-                    let _ = reply.send(Ok(Output {
-                        labels: out.labels[start..end].to_vec(),
-                        probabilities: out.probabilities[start * per_row..end * per_row].to_vec(),
-                    }));
+                    let _ = reply.send(Ok(out.slice(start, end)));
                     start = end;
                 }
             }
@@ -154,39 +144,43 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Output;
     use futures_util::future::join_all;
     use std::cell::RefCell;
 
-    /// A fake model over 2 features: label = first feature, probabilities = [second, 1 - second].
-    /// Records the row count of every call.
+    /// A fake 2-class model over 2 features: label = first feature,
+    /// probabilities = [second, 1 - second]. Records the row count of every call.
     fn coalescer(max_rows: usize) -> (Coalescer, Rc<RefCell<Vec<usize>>>) {
         let calls = Rc::new(RefCell::new(Vec::new()));
         let seen = Rc::clone(&calls);
         let run = move |values: &[f32], rows: usize| {
             seen.borrow_mut().push(rows);
-            Ok(Output {
+            let out = Output {
                 labels: values.chunks_exact(2).map(|r| r[0] as i64).collect(),
                 probabilities: values
                     .chunks_exact(2)
                     .flat_map(|r| [r[1], 1.0 - r[1]])
                     .collect(),
-            })
+            };
+            Predictions::check(out, rows, 2)
         };
         (Coalescer::new(max_rows, Box::new(run)), calls)
     }
 
+    /// Row `i`: class `i % 2`, probabilities unique to `i`.
     fn row(i: usize) -> Vec<f32> {
-        vec![i as f32, i as f32 / 100.0]
+        vec![(i % 2) as f32, i as f32 / 100.0]
     }
 
-    fn expected(rows: &[usize]) -> Output {
-        Output {
-            labels: rows.iter().map(|&i| i as i64).collect(),
+    fn expected(rows: &[usize]) -> Predictions {
+        let out = Output {
+            labels: rows.iter().map(|&i| (i % 2) as i64).collect(),
             probabilities: rows
                 .iter()
                 .flat_map(|&i| [i as f32 / 100.0, 1.0 - i as f32 / 100.0])
                 .collect(),
-        }
+        };
+        Predictions::check(out, rows.len(), 2).expect("valid")
     }
 
     #[actix_web::test]
@@ -260,27 +254,6 @@ mod tests {
             assert_eq!(
                 out.expect_err("error").to_string(),
                 "model run failed: boom"
-            );
-        }
-    }
-
-    #[actix_web::test]
-    async fn an_engine_returning_the_wrong_row_count_is_an_error_not_a_panic() {
-        let c = Coalescer::new(
-            32,
-            Box::new(|_: &[f32], _| {
-                Ok(Output {
-                    labels: vec![0],
-                    probabilities: vec![0.5, 0.5],
-                })
-            }),
-        );
-        let inputs: Vec<Vec<f32>> = (0..3).map(row).collect();
-        for out in join_all(inputs.iter().map(|v| c.run(v, 1))).await {
-            let message = out.expect_err("error").to_string();
-            assert!(
-                message.contains("1 labels") && message.contains("3 rows"),
-                "{message}"
             );
         }
     }

@@ -103,17 +103,8 @@ async fn answer(
         .map_err(ApiError::Model)?;
 
     let classes = &model.manifest.classes;
-    let n = classes.len();
-    let mut predictions = Vec::with_capacity(matrix.rows);
-    for (label, probs) in out.labels.iter().zip(out.probabilities.chunks_exact(n)) {
-        let class_index = usize::try_from(*label)
-            .ok()
-            .filter(|i| *i < n)
-            .ok_or_else(|| {
-                ApiError::Model(crate::model::EngineError::Run(format!(
-                    "class index {label} out of range"
-                )))
-            })?;
+    let mut predictions = Vec::with_capacity(out.rows());
+    for (class_index, probs) in out.iter() {
         let confidence = probs.iter().copied().fold(0f32, f32::max);
         serving.handles.observe_prediction(class_index, confidence);
         predictions.push(RowPrediction {
