@@ -2,6 +2,7 @@
 
 use crate::configuration::{FeedbackSettings, LimitSettings, QualitySettings, TestingSettings};
 use crate::metrics::{InferenceMetrics, ModelHandles};
+use crate::model::coalesce::RunModel;
 use crate::model::features::FeatureMatrix;
 use crate::model::{EngineError, LoadedModel, Predictions};
 use crate::quality::drift::{DriftWindow, FeatureBins};
@@ -19,20 +20,17 @@ pub(crate) struct ServingModel {
     pub(crate) feedback: FeedbackStore,
 }
 
-impl ServingModel {
+impl RunModel for ServingModel {
     /// One model call on `worker`'s engine, timed into the run-duration and batch-size histograms.
-    pub(crate) fn run(
-        &self,
-        worker: usize,
-        values: &[f32],
-        rows: usize,
-    ) -> Result<Predictions, EngineError> {
+    fn run(&self, worker: usize, values: &[f32], rows: usize) -> Result<Predictions, EngineError> {
         let started = Instant::now();
         let out = self.model.run(worker, values, rows)?;
         self.handles.observe_run(started.elapsed(), rows);
         Ok(out)
     }
+}
 
+impl ServingModel {
     /// Data quality and drift bookkeeping for rows about to be predicted on `worker`.
     pub(crate) fn observe_inputs(&self, worker: usize, matrix: &FeatureMatrix) {
         self.handles.count_missing(&matrix.imputed);
@@ -51,7 +49,7 @@ impl ServingModel {
 }
 
 pub(crate) struct AppState {
-    model: OnceLock<ServingModel>,
+    model: OnceLock<Arc<ServingModel>>,
     pub(crate) metrics: InferenceMetrics,
     pub(crate) limits: LimitSettings,
     pub(crate) quality: QualitySettings,
@@ -88,7 +86,7 @@ impl AppState {
     }
 
     /// The served model, or `None` until it is loaded and warmed up.
-    pub(crate) fn model(&self) -> Option<&ServingModel> {
+    pub(crate) fn model(&self) -> Option<&Arc<ServingModel>> {
         self.model.get()
     }
 
@@ -106,13 +104,13 @@ impl AppState {
         let handles = self.metrics.publish_model(&model, drift.clone());
         let feedback = FeedbackStore::new(self.feedback.store_rows, self.workers);
         self.model
-            .set(ServingModel {
+            .set(Arc::new(ServingModel {
                 model,
                 handles,
                 bins,
                 drift,
                 feedback,
-            })
+            }))
             .is_ok()
     }
 

@@ -8,6 +8,7 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use metrics_core::http::{LogFields, RequestId};
 use serde::Serialize;
 use serde::ser::SerializeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Serialize)]
@@ -72,7 +73,7 @@ pub(crate) async fn predict(
 async fn answer(
     req: &HttpRequest,
     body: &[u8],
-    serving: &ServingModel,
+    serving: &Arc<ServingModel>,
     state: &AppState,
     worker: usize,
     coalescer: &Coalescer,
@@ -98,7 +99,7 @@ async fn answer(
     serving.observe_inputs(worker, &matrix);
 
     let out = coalescer
-        .run(&matrix.values, matrix.rows)
+        .run(serving, &matrix.values, matrix.rows)
         .await
         .map_err(ApiError::Model)?;
 
