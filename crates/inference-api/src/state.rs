@@ -1,6 +1,7 @@
 //! What every worker shares.
 
 use crate::configuration::{FeedbackSettings, LimitSettings, QualitySettings, TestingSettings};
+use crate::error::ApiError;
 use crate::metrics::{InferenceMetrics, ModelHandles};
 use crate::model::coalesce::RunModel;
 use crate::model::features::FeatureMatrix;
@@ -85,9 +86,9 @@ impl AppState {
         }
     }
 
-    /// The served model, or `None` until it is loaded and warmed up.
-    pub(crate) fn model(&self) -> Option<&Arc<ServingModel>> {
-        self.model.get()
+    /// The served model, or `NotReady` (503) until it is loaded and warmed up.
+    pub(crate) fn model(&self) -> Result<&Arc<ServingModel>, ApiError> {
+        self.model.get().ok_or(ApiError::NotReady)
     }
 
     /// Publishes a loaded model; from now on `/ready` answers 200. Only the first call wins.

@@ -51,7 +51,7 @@ pub(crate) async fn predict(
     coalescer: web::Data<Coalescer>,
     id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
-    let serving = state.model().ok_or(ApiError::NotReady)?;
+    let serving = state.model()?;
     let model = &serving.model;
     req.extensions_mut().insert(LogFields {
         model: Some(model.name.clone()),
