@@ -4,7 +4,7 @@ use crate::configuration::{ModelSettings, Settings};
 use crate::error::ApiError;
 use crate::metrics::{ErrorKind, InferenceMetrics};
 use crate::model::coalesce::Coalescer;
-use crate::model::{EngineError, load_bundle, loader};
+use crate::model::{load_bundle, loader};
 use crate::routes;
 use crate::state::{AppState, WorkerIndex};
 use actix_web::body::MessageBody;
@@ -98,16 +98,7 @@ impl Application {
 
         let server = HttpServer::new(move || {
             let worker = WorkerIndex(next_worker.fetch_add(1, Ordering::Relaxed));
-            let serving = app_state.clone();
-            let coalescer = Coalescer::new(
-                coalesce_rows,
-                Box::new(move |values: &[f32], rows: usize| {
-                    serving
-                        .model()
-                        .ok_or_else(|| EngineError::Run("no model is loaded".into()))?
-                        .run(worker.0, values, rows)
-                }),
-            );
+            let coalescer = Coalescer::new(worker.0, coalesce_rows);
             App::new()
                 .wrap(from_fn(count_errors))
                 .wrap(ObserveHttp::new(app_state.metrics.http.clone()).access_log(access_log))

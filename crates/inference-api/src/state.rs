@@ -1,9 +1,11 @@
 //! What every worker shares.
 
 use crate::configuration::{FeedbackSettings, LimitSettings, QualitySettings, TestingSettings};
+use crate::error::ApiError;
 use crate::metrics::{InferenceMetrics, ModelHandles};
+use crate::model::coalesce::RunModel;
 use crate::model::features::FeatureMatrix;
-use crate::model::{EngineError, LoadedModel, Output};
+use crate::model::{EngineError, LoadedModel, Predictions};
 use crate::quality::drift::{DriftWindow, FeatureBins};
 use crate::quality::feedback::FeedbackStore;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,20 +21,17 @@ pub(crate) struct ServingModel {
     pub(crate) feedback: FeedbackStore,
 }
 
-impl ServingModel {
+impl RunModel for ServingModel {
     /// One model call on `worker`'s engine, timed into the run-duration and batch-size histograms.
-    pub(crate) fn run(
-        &self,
-        worker: usize,
-        values: &[f32],
-        rows: usize,
-    ) -> Result<Output, EngineError> {
+    fn run(&self, worker: usize, values: &[f32], rows: usize) -> Result<Predictions, EngineError> {
         let started = Instant::now();
         let out = self.model.run(worker, values, rows)?;
         self.handles.observe_run(started.elapsed(), rows);
         Ok(out)
     }
+}
 
+impl ServingModel {
     /// Data quality and drift bookkeeping for rows about to be predicted on `worker`.
     pub(crate) fn observe_inputs(&self, worker: usize, matrix: &FeatureMatrix) {
         self.handles.count_missing(&matrix.imputed);
@@ -51,7 +50,7 @@ impl ServingModel {
 }
 
 pub(crate) struct AppState {
-    model: OnceLock<ServingModel>,
+    model: OnceLock<Arc<ServingModel>>,
     pub(crate) metrics: InferenceMetrics,
     pub(crate) limits: LimitSettings,
     pub(crate) quality: QualitySettings,
@@ -87,9 +86,9 @@ impl AppState {
         }
     }
 
-    /// The served model, or `None` until it is loaded and warmed up.
-    pub(crate) fn model(&self) -> Option<&ServingModel> {
-        self.model.get()
+    /// The served model, or `NotReady` (503) until it is loaded and warmed up.
+    pub(crate) fn model(&self) -> Result<&Arc<ServingModel>, ApiError> {
+        self.model.get().ok_or(ApiError::NotReady)
     }
 
     /// Publishes a loaded model; from now on `/ready` answers 200. Only the first call wins.
@@ -106,13 +105,13 @@ impl AppState {
         let handles = self.metrics.publish_model(&model, drift.clone());
         let feedback = FeedbackStore::new(self.feedback.store_rows, self.workers);
         self.model
-            .set(ServingModel {
+            .set(Arc::new(ServingModel {
                 model,
                 handles,
                 bins,
                 drift,
                 feedback,
-            })
+            }))
             .is_ok()
     }
 

@@ -3,7 +3,7 @@
 use super::features::FeatureSchema;
 use super::manifest::{Manifest, now_unix, public_view};
 use super::onnx::{EngineSpec, OnnxEngine};
-use super::{Engine, Output};
+use super::{Engine, EngineError, Predictions};
 use crate::configuration::{ModelSettings, SessionSharing};
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
@@ -46,17 +46,20 @@ impl LoadedModel {
         }
     }
 
-    /// Runs the model on `rows` rows with the engine of `worker`.
+    /// Runs the model on `rows` rows with the engine of `worker`, and checks what it returned.
     pub(crate) fn run(
         &self,
         worker: usize,
         input: &[f32],
         rows: usize,
-    ) -> Result<Output, super::EngineError> {
+    ) -> Result<Predictions, EngineError> {
         let engine = &self.engines[worker % self.engines.len()];
         // A poisoned lock only means an earlier run panicked; the session itself is still usable.
-        let mut engine = engine.lock().unwrap_or_else(|p| p.into_inner());
-        engine.run(input, rows)
+        let out = engine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .run(input, rows)?;
+        Predictions::check(out, rows, self.manifest.classes.len())
     }
 
     pub(crate) fn sessions(&self) -> usize {
@@ -106,7 +109,6 @@ pub(crate) fn load_bundle(settings: &ModelSettings, workers: usize) -> anyhow::R
         label_output: &manifest.outputs.label,
         probabilities_output: &manifest.outputs.probabilities,
         features: manifest.features.len(),
-        classes: manifest.classes.len(),
         intra_threads: settings.intra_threads,
     };
     let means: Vec<f32> = manifest
@@ -117,18 +119,13 @@ pub(crate) fn load_bundle(settings: &ModelSettings, workers: usize) -> anyhow::R
         .collect();
     let mut engines: Vec<Box<dyn Engine>> = Vec::with_capacity(sessions);
     for _ in 0..sessions {
-        let mut engine = OnnxEngine::new(&spec)?;
-        let out = engine.run(&means, 1).context("warm-up run")?;
-        if !(0..manifest.classes.len() as i64).contains(&out.labels[0]) {
-            bail!(
-                "the model predicted class index {} but the manifest lists {} classes",
-                out.labels[0],
-                manifest.classes.len()
-            );
-        }
-        engines.push(Box::new(engine));
+        engines.push(Box::new(OnnxEngine::new(&spec)?));
     }
-    Ok(LoadedModel::new(manifest, &raw_json, engines))
+    let model = LoadedModel::new(manifest, &raw_json, engines);
+    for worker in 0..sessions {
+        model.run(worker, &means, 1).context("warm-up run")?;
+    }
+    Ok(model)
 }
 
 /// ONNX Runtime's build description and the version in the library's file name.

@@ -47,7 +47,6 @@ pub(crate) struct OnnxEngine {
     label_output: String,
     probabilities_output: String,
     features: usize,
-    classes: usize,
 }
 
 pub(crate) struct EngineSpec<'a> {
@@ -57,7 +56,6 @@ pub(crate) struct EngineSpec<'a> {
     pub(crate) label_output: &'a str,
     pub(crate) probabilities_output: &'a str,
     pub(crate) features: usize,
-    pub(crate) classes: usize,
     pub(crate) intra_threads: usize,
 }
 
@@ -94,7 +92,6 @@ impl OnnxEngine {
             label_output: spec.label_output.to_owned(),
             probabilities_output: spec.probabilities_output.to_owned(),
             features: spec.features,
-            classes: spec.classes,
         })
     }
 }
@@ -120,14 +117,6 @@ impl Engine for OnnxEngine {
         let (_, probabilities) = outputs[self.probabilities_output.as_str()]
             .try_extract_tensor::<f32>()
             .map_err(run)?;
-        if labels.len() != rows || probabilities.len() != rows * self.classes {
-            return Err(EngineError::Run(format!(
-                "the model returned {} labels and {} probabilities for {rows} rows of {} classes",
-                labels.len(),
-                probabilities.len(),
-                self.classes
-            )));
-        }
         Ok(Output {
             labels: labels.to_vec(),
             probabilities: probabilities.to_vec(),

@@ -26,7 +26,7 @@ pub(crate) async fn feedback(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let serving = state.model().ok_or(ApiError::NotReady)?;
+    let serving = state.model()?;
     let body = super::json::read(&req, body, &state.limits).await?;
     let fb: FeedbackRequest = super::json::parse(&body, |b| serde_json::from_slice(b))?;
     let classes = &serving.model.manifest.classes;

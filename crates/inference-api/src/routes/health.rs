@@ -10,7 +10,7 @@ pub(crate) async fn health() -> HttpResponse {
 
 /// `GET /ready`: 200 once the model is loaded and warmed up, else 503.
 pub(crate) async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let serving = state.model().ok_or(ApiError::NotReady)?;
+    let serving = state.model()?;
     let m = &serving.model.manifest;
     Ok(HttpResponse::Ok().json(json!({"status": "ready", "model": m.name, "version": m.version})))
 }

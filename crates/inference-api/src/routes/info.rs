@@ -5,7 +5,7 @@ use serde_json::json;
 
 /// `GET /`: what this service is and what it serves.
 pub(crate) async fn service_info(state: web::Data<AppState>) -> HttpResponse {
-    let model = state.model().map(|s| {
+    let model = state.model().ok().map(|s| {
         let m = &s.model.manifest;
         json!({"name": m.name, "version": m.version, "features": m.features.len(), "classes": m.classes})
     });
@@ -26,7 +26,7 @@ pub(crate) async fn service_info(state: web::Data<AppState>) -> HttpResponse {
 
 /// `GET /model`: the manifest without the bulky training statistics.
 pub(crate) async fn model_manifest(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let serving = state.model().ok_or(ApiError::NotReady)?;
+    let serving = state.model()?;
     Ok(HttpResponse::Ok().json(&serving.model.public_manifest))
 }
 

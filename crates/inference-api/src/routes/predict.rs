@@ -8,6 +8,7 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use metrics_core::http::{LogFields, RequestId};
 use serde::Serialize;
 use serde::ser::SerializeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Serialize)]
@@ -50,7 +51,7 @@ pub(crate) async fn predict(
     coalescer: web::Data<Coalescer>,
     id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
-    let serving = state.model().ok_or(ApiError::NotReady)?;
+    let serving = state.model()?;
     let model = &serving.model;
     req.extensions_mut().insert(LogFields {
         model: Some(model.name.clone()),
@@ -72,7 +73,7 @@ pub(crate) async fn predict(
 async fn answer(
     req: &HttpRequest,
     body: &[u8],
-    serving: &ServingModel,
+    serving: &Arc<ServingModel>,
     state: &AppState,
     worker: usize,
     coalescer: &Coalescer,
@@ -98,22 +99,13 @@ async fn answer(
     serving.observe_inputs(worker, &matrix);
 
     let out = coalescer
-        .run(&matrix.values, matrix.rows)
+        .run(serving, &matrix.values, matrix.rows)
         .await
         .map_err(ApiError::Model)?;
 
     let classes = &model.manifest.classes;
-    let n = classes.len();
-    let mut predictions = Vec::with_capacity(matrix.rows);
-    for (label, probs) in out.labels.iter().zip(out.probabilities.chunks_exact(n)) {
-        let class_index = usize::try_from(*label)
-            .ok()
-            .filter(|i| *i < n)
-            .ok_or_else(|| {
-                ApiError::Model(crate::model::EngineError::Run(format!(
-                    "class index {label} out of range"
-                )))
-            })?;
+    let mut predictions = Vec::with_capacity(out.rows());
+    for (class_index, probs) in out.iter() {
         let confidence = probs.iter().copied().fold(0f32, f32::max);
         serving.handles.observe_prediction(class_index, confidence);
         predictions.push(RowPrediction {

@@ -1,5 +1,5 @@
 use crate::helpers::{
-    bundle_dir, feature_names, named_row, samples, spawn_app, spawn_app_with,
+    TestApp, bundle_dir, feature_names, named_row, samples, spawn_app, spawn_app_with,
     spawn_unloaded_app_with,
 };
 use inference_api::model::manifest::Manifest;
@@ -240,6 +240,19 @@ async fn predictions_before_the_model_is_loaded_get_503() {
     );
 }
 
+/// An app serving the bundle's manifest with `engine` in place of ONNX Runtime.
+async fn spawn_app_serving(engine: impl Engine + 'static) -> TestApp {
+    let (app, loader) = spawn_unloaded_app_with(|_| {}).await;
+    let text = std::fs::read_to_string(bundle_dir().join("model.json")).expect("manifest");
+    let raw: Value = serde_json::from_str(&text).expect("json");
+    loader.publish(LoadedModel::new(
+        Manifest::parse(&text).expect("manifest"),
+        &raw,
+        vec![Box::new(engine)],
+    ));
+    app
+}
+
 struct FailingEngine;
 
 impl Engine for FailingEngine {
@@ -252,18 +265,36 @@ impl Engine for FailingEngine {
 
 #[tokio::test]
 async fn a_failing_model_gives_500_without_leaking_internals() {
-    let (app, loader) = spawn_unloaded_app_with(|_| {}).await;
-    let text = std::fs::read_to_string(bundle_dir().join("model.json")).expect("manifest");
-    let raw: Value = serde_json::from_str(&text).expect("json");
-    loader.publish(LoadedModel::new(
-        Manifest::parse(&text).expect("manifest"),
-        &raw,
-        vec![Box::new(FailingEngine)],
-    ));
+    let app = spawn_app_serving(FailingEngine).await;
 
     let r = app.post_predict(&json!({"features": valid_row()})).await;
     assert_error(&r, 500, "model_error");
     assert!(!r.body.to_string().contains("secret"), "{}", r.body);
+    assert_eq!(
+        app.metric(r#"inference_errors_total{route="/predict",kind="model"}"#)
+            .await,
+        Some(1.0)
+    );
+}
+
+/// Answers every row with a class index the 2-class model does not have.
+struct OutOfRangeEngine;
+
+impl Engine for OutOfRangeEngine {
+    fn run(&mut self, _: &[f32], rows: usize) -> Result<Output, EngineError> {
+        Ok(Output {
+            labels: vec![7; rows],
+            probabilities: [0.5, 0.5].repeat(rows),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_model_answering_a_class_it_does_not_have_gives_500() {
+    let app = spawn_app_serving(OutOfRangeEngine).await;
+
+    let r = app.post_predict(&json!({"features": valid_row()})).await;
+    assert_error(&r, 500, "model_error");
     assert_eq!(
         app.metric(r#"inference_errors_total{route="/predict",kind="model"}"#)
             .await,
