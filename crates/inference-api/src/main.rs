@@ -4,8 +4,8 @@ use inference_api::startup::Application;
 use std::process::ExitCode;
 use std::time::Duration;
 
-// mimalloc: the request path allocates small short-lived buffers; glibc malloc/free was ~15% of
-// its instructions (callgrind), mimalloc about a third of that.
+// mimalloc: the request path allocates small short-lived buffers, which glibc malloc/free serves
+// at several times mimalloc's cost (docs/performance.md, "Instructions per request").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,7 +1,7 @@
 //! Coalescing: the rows of requests that are ready together on one worker run in one model call.
 //!
-//! Most of an ONNX Runtime call's cost for a small input is fixed, not per row: on this
-//! project's model, one row costs about 48k instructions and each further row about 19k. Under
+//! Most of an ONNX Runtime call's cost for a small input is fixed, not per row (figures for the
+//! bundled model: docs/performance.md, "Instructions per request"). Under
 //! load, a worker's event loop wakes several connections at once; their rows join one open
 //! group, and the group runs in a task spawned behind them, so it runs after every request
 //! already woken on this loop has joined. No timer is involved: a lone request waits one pass
