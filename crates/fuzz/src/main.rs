@@ -6,7 +6,7 @@
 //! Targets, each with the invariant it checks on every input:
 //! - `predict_body`: a `/predict` body never panics the parser, and whenever the fast path
 //!   accepts a body, serde_json and validation accept it too with the same matrix, bit for bit
-//!   (`inference_api::model::features::fast_path_agrees`);
+//!   (`inference_api::fast_path_agrees`);
 //! - `manifest`: a `model.json` never panics either manifest parser, and every manifest the API
 //!   accepts the exporter accepts too;
 //! - `scenario`: a traffic scenario file never panics the plan parser or its validation.
@@ -18,9 +18,8 @@
 //! are written to `target/fuzz/findings/`; the exit code is 1 when there is any.
 
 use clap::Parser;
-use inference_api::model::features::{
-    FeatureSchema, MissingPolicy, Preprocessing, fast_path_agrees,
-};
+use inference_api::fast_path_agrees;
+use inference_api::model::features::{FeatureSchema, MissingPolicy, Preprocessing};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::panic::{AssertUnwindSafe, catch_unwind};

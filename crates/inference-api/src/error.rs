@@ -1,8 +1,8 @@
-//! The API's errors and the one table mapping them to HTTP status.
+//! The API's errors and the one table mapping them to HTTP status, and the validation errors
+//! (422) that the routes report.
 
 use crate::metrics::ErrorKind;
 use crate::model::EngineError;
-use crate::model::features::ValidationError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
@@ -138,10 +138,68 @@ impl ResponseError for ApiError {
     }
 }
 
+/// Why a request was refused (the `code` of a 422 body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ValidationCode {
+    WrongFeatureCount,
+    UnknownFeature,
+    MissingFeature,
+    NonNumericValue,
+    NonFiniteValue,
+    EmptyBatch,
+    BatchTooLarge,
+    InvalidRequest,
+    UnknownClass,
+    UnknownRow,
+}
+
+impl ValidationCode {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::WrongFeatureCount => "wrong_feature_count",
+            Self::UnknownFeature => "unknown_feature",
+            Self::MissingFeature => "missing_feature",
+            Self::NonNumericValue => "non_numeric_value",
+            Self::NonFiniteValue => "non_finite_value",
+            Self::EmptyBatch => "empty_batch",
+            Self::BatchTooLarge => "batch_too_large",
+            Self::InvalidRequest => "invalid_request",
+            Self::UnknownClass => "unknown_class",
+            Self::UnknownRow => "unknown_row",
+        }
+    }
+}
+
+/// A request refused as invalid: the payload of [`ApiError::Validation`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ValidationError {
+    pub(crate) code: ValidationCode,
+    pub(crate) message: String,
+    /// Feature index of every missing value that caused a rejection.
+    pub(crate) missing: Vec<usize>,
+}
+
+impl ValidationError {
+    pub(crate) fn new(code: ValidationCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            missing: Vec::new(),
+        }
+    }
+
+    /// Prefixes the message with the batch row it is about, if any.
+    pub(crate) fn in_row(mut self, row: Option<usize>) -> Self {
+        if let Some(i) = row {
+            self.message = format!("instances[{i}]: {}", self.message);
+        }
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::features::ValidationCode;
 
     #[test]
     fn model_error_details_never_reach_the_body() {

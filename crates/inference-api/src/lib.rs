@@ -3,9 +3,12 @@
 //! Only what another crate uses is `pub`: the binary (`configuration`, `startup`), the
 //! integration tests in `tests/api` (also fake engines: `model::{Engine, LoadedModel, Output}`,
 //! `model::manifest::Manifest`), traffic-gen's tests (`startup::Application`) and `crates/fuzz`
-//! (`model::features::fast_path_agrees` and what it takes). The rest is `pub(crate)` or private,
-//! so the compiler reports whatever nothing uses. `unreachable_pub` flags a `pub` item that no
-//! other crate can reach.
+//! ([`fast_path_agrees`] and what it takes, in `model::features`). The rest is `pub(crate)` or
+//! private, so the compiler reports whatever nothing uses. `unreachable_pub` flags a `pub` item
+//! that no other crate can reach.
+//!
+//! `routes` stays private: [`fast_path_agrees`] lives with the `/predict` body parser in
+//! `routes::predict::body` and is re-exported here, at the crate root, for the fuzzer alone.
 
 #![warn(unreachable_pub)]
 
@@ -17,3 +20,5 @@ mod quality;
 mod routes;
 pub mod startup;
 mod state;
+
+pub use routes::predict::body::fast_path_agrees;

@@ -3,7 +3,6 @@
 //! Handlers see only [`Engine`] and plain data; `ort` appears in [`onnx`] alone.
 
 pub(crate) mod coalesce;
-mod fast_json;
 pub mod features;
 pub(crate) mod loader;
 pub mod manifest;

@@ -1,8 +1,8 @@
 //! `POST /feedback`: the true class of an earlier prediction, for live accuracy.
 
 use crate::error::ApiError;
+use crate::error::{ValidationCode, ValidationError};
 use crate::metrics::FeedbackOutcome;
-use crate::model::features::{ValidationCode, ValidationError};
 use crate::quality::feedback::LabelOutcome;
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};

@@ -9,7 +9,7 @@
 
 use crate::configuration::LimitSettings;
 use crate::error::ApiError;
-use crate::model::features::{ValidationCode, ValidationError};
+use crate::error::{ValidationCode, ValidationError};
 use actix_web::error::PayloadError;
 use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{HttpMessage, HttpRequest, web};

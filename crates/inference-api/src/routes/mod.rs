@@ -4,7 +4,7 @@ mod feedback;
 mod health;
 mod info;
 mod json;
-mod predict;
+pub(crate) mod predict;
 
 pub(crate) use feedback::feedback;
 pub(crate) use health::{health, ready};

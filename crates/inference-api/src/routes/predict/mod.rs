@@ -1,10 +1,15 @@
-//! `POST /predict`.
+//! `POST /predict`: the handler. Its body is parsed in [`body`], plain numeric rows through
+//! [`fast_json`].
+
+pub(crate) mod body;
+mod fast_json;
 
 use crate::error::ApiError;
 use crate::model::coalesce::Coalescer;
-use crate::model::features::{PredictBody, Preprocessing};
+use crate::model::features::Preprocessing;
 use crate::state::{AppState, ServingModel, WorkerIndex};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use body::PredictBody;
 use metrics_core::http::{LogFields, RequestId};
 use serde::Serialize;
 use serde::ser::SerializeMap;

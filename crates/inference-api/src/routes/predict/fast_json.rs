@@ -8,10 +8,10 @@
 //! answers `None` for everything else (other keys, named rows, nulls, strings, a row of the wrong
 //! width, an empty or over-long batch, a value outside the f32 range, any malformed input,
 //! numbers it cannot convert exactly). Those go through serde_json and
-//! [`PredictRequest::into_matrix`](super::features::PredictRequest::into_matrix): the one place
+//! [`PredictRequest::into_matrix`](super::body::PredictRequest::into_matrix): the one place
 //! that parses every other body and explains every error.
 
-use super::features::FeatureMatrix;
+use crate::model::features::FeatureMatrix;
 
 /// The rows of `body` laid out for the model, if `body` is one of the two plain forms with
 /// `width` numbers per row, 1 to `max_rows` rows, and every number converts exactly to a finite
@@ -181,8 +181,9 @@ impl Cursor<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::body::fast_path_agrees;
     use super::*;
-    use crate::model::features::{FeatureSchema, MissingPolicy, Preprocessing, fast_path_agrees};
+    use crate::model::features::{FeatureSchema, MissingPolicy, Preprocessing};
 
     const MAX_ROWS: usize = 3;
 
