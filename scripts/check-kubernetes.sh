@@ -19,23 +19,7 @@ py="$venv/bin/python"
 # The Kubernetes version the resources are validated against (kubernetes-validate's schemas).
 k8s_version=1.32
 
-failures=()
-passed=0
-step() {
-  local name="$1"; shift
-  echo "==> $name"
-  if "$@"; then
-    echo "    ok: $name"
-    passed=$((passed + 1))
-  else
-    echo "    FAILED: $name" >&2
-    failures+=("$name")
-  fi
-}
-
-need() {
-  command -v "$1" >/dev/null 2>&1 || { echo "missing tool: $1 ($2)" >&2; exit 1; }
-}
+source scripts/lib/checks.sh
 need kubectl "apt-get install --no-install-recommends kubernetes-client (or run scripts/setup.sh)"
 need promtool "apt-get install --no-install-recommends prometheus"
 need amtool "apt-get install --no-install-recommends prometheus-alertmanager"
@@ -111,10 +95,5 @@ step "same ports, paths, jobs, images, env, mounts, probes, rules, dashboards as
 step "tests of the checks (scripts/kubernetes/test_check.py)" \
   "$py" -m unittest scripts/kubernetes/test_check.py
 
-echo
-if [ "${#failures[@]}" -gt 0 ]; then
-  echo "failed: ${failures[*]}" >&2
-fi
 # The closing line CI reads.
-echo "kubernetes: $passed passed, ${#failures[@]} failed"
-[ "${#failures[@]}" -eq 0 ]
+checks_summary kubernetes

@@ -18,23 +18,7 @@ cd "$root"
 venv="${MONITORING_VENV:-$root/.venv}"
 py="$venv/bin/python"
 
-failures=()
-passed=0
-step() {
-  local name="$1"; shift
-  echo "==> $name"
-  if "$@"; then
-    echo "    ok: $name"
-    passed=$((passed + 1))
-  else
-    echo "    FAILED: $name" >&2
-    failures+=("$name")
-  fi
-}
-
-need() {
-  command -v "$1" >/dev/null 2>&1 || { echo "missing tool: $1 ($2)" >&2; exit 1; }
-}
+source scripts/lib/checks.sh
 need promtool "apt-get install --no-install-recommends prometheus"
 need amtool "apt-get install --no-install-recommends prometheus-alertmanager"
 if [ ! -x "$venv/bin/check-jsonschema" ] || ! "$py" -c "import yaml" 2>/dev/null; then
@@ -154,10 +138,5 @@ step "structural checks (scripts/monitoring/check.py)" "$py" scripts/monitoring/
 # The checks themselves: each structural check fails on a broken copy; name extraction rules.
 step "tests of the checks (scripts/monitoring/test_check.py)" "$py" -m unittest scripts/monitoring/test_check.py
 
-echo
-if [ "${#failures[@]}" -gt 0 ]; then
-  echo "failed: ${failures[*]}" >&2
-fi
 # The closing line CI reads.
-echo "monitoring: $passed passed, ${#failures[@]} failed"
-[ "${#failures[@]}" -eq 0 ]
+checks_summary monitoring
