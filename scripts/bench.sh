@@ -12,6 +12,14 @@
 # req/s and p50/p99 per run, then the median over rounds of each ratio.
 # The API logs one JSON line per request to a file, as it would in production.
 #
+# Every round also measures ONNX Runtime alone (the `ort_alone` example: one runner thread per
+# core, each with its own session built as the API builds it, looping over 100-row batches of the
+# rows the 100-row requests send, for the same duration) and prints the 100-row /predict rows/s
+# as a share of it, per round and as the median of those same-round shares. When the API answers
+# the V2 inference route (POST /v2/models/breast-cancer/infer), the rounds also measure a 100-row
+# V2 request with binary tensors (against ONNX Runtime alone) and a single-row V2 JSON request
+# (against single-row /predict).
+#
 # --access-log measures instead what the access log costs: the API with log.access all, errors
 # and off (single-row /predict, all answered 200, so `errors` writes no line; the only error
 # line is a 503 from polling /ready before the model is loaded), each measured once per round in
@@ -38,18 +46,20 @@ done
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 scripts/fetch-onnxruntime.sh >/dev/null
 
-cargo build --release -q -p inference-api --bin inference-api --example hello
+cargo build --release -q -p inference-api --bin inference-api --example hello --example ort_alone
 BIN=target/release/inference-api
 HELLO=target/release/examples/hello
+ORT_ALONE=target/release/examples/ort_alone
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-# free_port, wait_http, write_predict_bodies
+# free_port, wait_http, write_predict_bodies, write_v2_bodies
 source scripts/lib/bench-common.sh
 
 write_predict_bodies "$work"
+write_v2_bodies "$work"
 printf 'wrk.method = "POST"\n' > "$work/hello.lua"
 
 # cpu_ticks PID: user + system CPU time of the process so far, in clock ticks
@@ -156,6 +166,22 @@ batch_rows() {
          /^inference_model_run_duration_seconds_sum/ {t=$2} END {print s, c, t}'
 }
 
+# run_ort_alone ROUND: ONNX Runtime alone, one runner per core on 100-row batches, as long as a
+# wrk run; writes its rows/s where the summary reads it
+run_ort_alone() {
+  "$ORT_ALONE" --threads "$(nproc)" --rows 100 --seconds "$DURATION" > "$work/ort-alone-$1.txt"
+  local line; line=$(grep '^ort-alone ' "$work/ort-alone-$1.txt")
+  printf '%-28s %s\n' "ort-alone-100rows-$1" "${line#ort-alone }"
+  sed -E 's/.*rows_per_second=([0-9.]+).*/\1/' <<<"$line" > "$work/ort-alone-$1.rows"
+}
+
+# The V2 inference route (POST /v2/models/{name}/infer): measured when the API answers it.
+v2_url="http://127.0.0.1:${port_of[per_worker]}/v2/models/breast-cancer/infer"
+v2_status=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+  --data-binary @"$work/v2-single.json" "$v2_url" || true)
+V2=false
+if [ "$v2_status" = 200 ]; then V2=true; else echo "# V2 route: HTTP $v2_status, not measured"; fi
+
 for round in $(seq 1 "$ROUNDS"); do
   echo "## round $round"
   run_wrk "hello-floor-$round" "http://127.0.0.1:${port_of[hello]}/" "$work/hello.lua" 1
@@ -165,15 +191,30 @@ for round in $(seq 1 "$ROUNDS"); do
   batch_rows per_worker >> "$work/batch-before.txt"
   run_wrk "predict-100rows-per_worker-$round" "http://127.0.0.1:${port_of[per_worker]}/predict" "$work/batch.lua" 100
   batch_rows per_worker >> "$work/batch-after.txt"
+  run_ort_alone "$round"
+  if $V2; then
+    run_wrk "v2-100rows-binary-$round" "$v2_url" "$work/v2-batch-binary.lua" 100
+    run_wrk "v2-1row-json-$round" "$v2_url" "$work/v2-single.lua" 1
+  fi
+  python3 - "$work" "$round" "$V2" <<'PY'
+import sys
+w, i, v2 = sys.argv[1], sys.argv[2], sys.argv[3] == "true"
+num = lambda f: float(open(f"{w}/{f}").read())
+alone = num(f"ort-alone-{i}.rows")
+line = f"round {i}: 100-row /predict at {100 * num(f'predict-100rows-per_worker-{i}.txt.rps') / alone:.1%} of ONNX Runtime alone (target >= 50%)"
+if v2:
+    line += f"; 100-row V2 binary at {100 * num(f'v2-100rows-binary-{i}.txt.rps') / alone:.1%} (target >= 70%)"
+print(line)
+PY
   run_wrk "predict-1row-shared-$round" "http://127.0.0.1:${port_of[shared]}/predict" "$work/single.lua" 1
   run_wrk "predict-100rows-shared-$round" "http://127.0.0.1:${port_of[shared]}/predict" "$work/batch.lua" 100
   run_wrk "predict-1row-nodrift-$round" "http://127.0.0.1:${port_of[nodrift]}/predict" "$work/single.lua" 1
   run_wrk "predict-1row-alone-$round" "http://127.0.0.1:${port_of[alone]}/predict" "$work/single.lua" 1
 done
 
-python3 - "$work" "$ROUNDS" <<'PY'
+python3 - "$work" "$ROUNDS" "$V2" <<'PY'
 import os, statistics, sys
-w, rounds = sys.argv[1], range(1, int(sys.argv[2]) + 1)
+w, rounds, v2 = sys.argv[1], range(1, int(sys.argv[2]) + 1), sys.argv[3] == "true"
 # Sums over rounds of the "rows calls seconds" lines batch_rows wrote.
 totals = lambda f: [sum(float(l.split()[k]) for l in open(f"{w}/{f}")) for k in (0, 1, 2)]
 r = lambda n, i: float(open(f"{w}/{n}-{i}.txt.rps").read())
@@ -185,10 +226,24 @@ print(f"# medians over {len(rounds)} rounds")
 print(f"single-row predict / hello floor (same round): {ratio:.1%}  (target >= 50%; "
       f"single-row req/s {single:.0f}, target >= 20000)")
 print(f"100-row batches: {rows:.0f} rows/s  (target >= 250000)")
-(brows0, _, bsec0), (brows1, _, bsec1) = totals("batch-before.txt"), totals("batch-after.txt")
+alone = lambda i: float(open(f"{w}/ort-alone-{i}.rows").read())
+print(f"ONNX Runtime alone, {os.cpu_count()} runners on 100-row batches: {med(alone):.0f} rows/s "
+      f"({1e6 * os.cpu_count() / med(alone):.2f} us per row per runner)")
+print(f"100-row /predict / ONNX Runtime alone (same round): "
+      f"{med(lambda i: 100 * r('predict-100rows-per_worker', i) / alone(i)):.1%}  (target >= 50%; rounds: "
+      + ", ".join(f"{100 * r('predict-100rows-per_worker', i) / alone(i):.1%}" for i in rounds) + ")")
+if v2:
+    print(f"100-row V2 binary / ONNX Runtime alone (same round): "
+          f"{med(lambda i: 100 * r('v2-100rows-binary', i) / alone(i)):.1%}  (target >= 70%)")
+    print(f"single-row V2 JSON / single-row /predict (same round): "
+          f"{med(lambda i: r('v2-1row-json', i) / r('predict-1row-per_worker', i)):.1%}  (target: within 10%)")
+else:
+    print("V2 ratios (100-row binary vs ONNX Runtime alone, target >= 70%; single-row V2 JSON vs "
+          "/predict, target within 10%): not measured, the API does not answer the V2 route")
+(brows0, bcalls0, bsec0), (brows1, bcalls1, bsec1) = totals("batch-before.txt"), totals("batch-after.txt")
 per_row = (bsec1 - bsec0) / (brows1 - brows0)
-print(f"  ONNX Runtime alone took {per_row * 1e6:.2f} us per row in those runs: on {os.cpu_count()} cores "
-      f"that caps 100-row batches at {os.cpu_count() / per_row:.0f} rows/s before any HTTP or JSON work")
+print(f"  inside the API, ONNX runs took {per_row * 1e6:.2f} us per row in the 100-row runs (wall clock, "
+      f"{(brows1 - brows0) / (bcalls1 - bcalls0):.1f} rows per call)")
 print(f"per_worker vs shared session, single row: "
       f"{med(lambda i: r('predict-1row-per_worker', i) / r('predict-1row-shared', i)):.2f}x; "
       f"100 rows: {med(lambda i: r('predict-100rows-per_worker', i) / r('predict-100rows-shared', i)):.2f}x")

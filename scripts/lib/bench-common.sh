@@ -29,3 +29,38 @@ for name, body in [("single", single), ("batch", batch)]:
         f.write("wrk.body = " + json.dumps(body) + "\n")
 PY
 }
+
+# write_v2_bodies DIR: wrk scripts for the V2 inference route (POST /v2/models/NAME/infer) with the
+# same rows as write_predict_bodies: DIR/v2-single.lua (one row, JSON tensor data; the body alone
+# in DIR/v2-single.json) and
+# DIR/v2-batch-binary.lua (100 rows as the binary tensor extension: a JSON header of
+# Inference-Header-Content-Length bytes, then 100 x 30 little-endian f32). wrk sends a Lua string
+# byte for byte (its length is the Content-Length), so the binary part is written with Lua's
+# decimal escapes.
+write_v2_bodies() {
+  python3 - "$1" <<'PY'
+import csv, json, struct, sys
+out = sys.argv[1]
+rows = [[float(v) for v in r[:-1]] for r in csv.reader(list(open("models/breast-cancer/samples.csv"))[1:])]
+batch = (rows * 2)[:100]
+width = len(batch[0])
+single = json.dumps({"inputs": [{"name": "input", "shape": [1, width], "datatype": "FP32", "data": rows[0]}]})
+data = struct.pack(f"<{len(batch) * width}f", *(v for r in batch for v in r))
+header = json.dumps({"inputs": [{"name": "input", "shape": [len(batch), width], "datatype": "FP32",
+                                 "parameters": {"binary_data_size": len(data)}}],
+                     "outputs": [{"name": "label", "parameters": {"binary_data": True}},
+                                 {"name": "probabilities", "parameters": {"binary_data": True}}]},
+                    separators=(",", ":")).encode()
+def lua_string(b):
+    return '"' + "".join(chr(c) if 32 <= c < 127 and c not in (34, 92) else f"\\{c:03d}" for c in b) + '"'
+with open(f"{out}/v2-single.json", "w") as f:
+    f.write(single)
+with open(f"{out}/v2-single.lua", "w") as f:
+    f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
+    f.write("wrk.body = " + json.dumps(single) + "\n")
+with open(f"{out}/v2-batch-binary.lua", "w") as f:
+    f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/octet-stream"\n')
+    f.write(f'wrk.headers["Inference-Header-Content-Length"] = "{len(header)}"\n')
+    f.write("wrk.body = " + lua_string(header + data) + "\n")
+PY
+}

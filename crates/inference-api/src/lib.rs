@@ -2,7 +2,8 @@
 //!
 //! Only what another crate uses is `pub`: the binary (`configuration`, `startup`), the
 //! integration tests in `tests/api` (also fake engines: `model::{Engine, LoadedModel, Output}`,
-//! `model::manifest::Manifest`), traffic-gen's tests (`startup::Application`) and `crates/fuzz`
+//! `model::manifest::Manifest`), the `ort_alone` example (`model::load_bundle`,
+//! `LoadedModel::run_rows`), traffic-gen's tests (`startup::Application`) and `crates/fuzz`
 //! ([`fast_path_agrees`] and what it takes, in `model::features`). The rest is `pub(crate)` or
 //! private, so the compiler reports whatever nothing uses. `unreachable_pub` flags a `pub` item
 //! that no other crate can reach.

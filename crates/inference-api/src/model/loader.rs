@@ -65,6 +65,23 @@ impl LoadedModel {
     pub(crate) fn sessions(&self) -> usize {
         self.engines.len()
     }
+
+    /// Features per input row.
+    pub fn features(&self) -> usize {
+        self.schema.len()
+    }
+
+    /// Runs the model on `rows` rows with engine `session` exactly as a request would (the same
+    /// call and output check) and answers how many rows it predicted: for measuring the engine
+    /// without HTTP (the `ort_alone` example).
+    pub fn run_rows(
+        &self,
+        session: usize,
+        input: &[f32],
+        rows: usize,
+    ) -> Result<usize, EngineError> {
+        self.run(session, input, rows).map(|p| p.rows())
+    }
 }
 
 /// Fails with one actionable line when the ONNX Runtime library is not where the settings say.
@@ -80,7 +97,7 @@ pub(crate) fn check_runtime(settings: &ModelSettings) -> anyhow::Result<()> {
 
 /// Loads the bundle in `settings.bundle_dir` with `workers` engines (per worker) or one (shared),
 /// and runs each engine once on the training means before returning.
-pub(crate) fn load_bundle(settings: &ModelSettings, workers: usize) -> anyhow::Result<LoadedModel> {
+pub fn load_bundle(settings: &ModelSettings, workers: usize) -> anyhow::Result<LoadedModel> {
     check_runtime(settings)?;
     let dir = &settings.bundle_dir;
     let raw = read(dir, "model.json")?;

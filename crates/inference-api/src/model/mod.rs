@@ -1,6 +1,7 @@
 //! The model: its manifest, the engine that runs it, and loading a bundle.
 //!
-//! Handlers see only [`Engine`] and plain data; `ort` appears in [`onnx`] alone.
+//! Handlers see only [`Engine`] and plain data; `ort` appears in [`onnx`] alone. The
+//! `ort_alone` example (scripts/bench.sh's baseline) runs [`load_bundle`]'s engines without HTTP.
 
 pub(crate) mod coalesce;
 pub mod features;
@@ -9,7 +10,7 @@ pub mod manifest;
 mod onnx;
 
 pub use loader::LoadedModel;
-pub(crate) use loader::load_bundle;
+pub use loader::load_bundle;
 
 /// An engine's raw outputs for `rows` rows: one class index per row, and `rows × classes`
 /// probabilities. Unchecked: [`Predictions::check`] is the one place they are checked.
