@@ -3,50 +3,20 @@
 
 pub(crate) mod body;
 mod fast_json;
+mod response;
 
 use crate::error::ApiError;
 use crate::model::coalesce::Coalescer;
 use crate::model::features::Preprocessing;
 use crate::state::{AppState, ServingModel, WorkerIndex};
+use actix_web::error::JsonPayloadError;
+use actix_web::http::header::ContentType;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use body::PredictBody;
 use metrics_core::http::{LogFields, RequestId};
-use serde::Serialize;
-use serde::ser::SerializeMap;
+use response::RowPrediction;
 use std::sync::Arc;
 use std::time::Instant;
-
-#[derive(Serialize)]
-struct PredictResponse<'a> {
-    model: &'a str,
-    version: &'a str,
-    request_id: &'a str,
-    predictions: Vec<RowPrediction<'a>>,
-}
-
-#[derive(Serialize)]
-struct RowPrediction<'a> {
-    label: &'a str,
-    class_index: usize,
-    probabilities: Probabilities<'a>,
-    confidence: f32,
-}
-
-/// `{"malignant": 0.02, "benign": 0.98}` in class order.
-struct Probabilities<'a> {
-    classes: &'a [String],
-    values: &'a [f32],
-}
-
-impl Serialize for Probabilities<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.classes.len()))?;
-        for (c, p) in self.classes.iter().zip(self.values) {
-            map.serialize_entry(c, p)?;
-        }
-        map.end()
-    }
-}
 
 pub(crate) async fn predict(
     req: HttpRequest,
@@ -114,12 +84,8 @@ async fn answer(
         let confidence = probs.iter().copied().fold(0f32, f32::max);
         serving.handles.observe_prediction(class_index, confidence);
         predictions.push(RowPrediction {
-            label: &classes[class_index],
             class_index,
-            probabilities: Probabilities {
-                classes,
-                values: probs,
-            },
+            probabilities: probs,
             confidence,
         });
     }
@@ -131,10 +97,13 @@ async fn answer(
         serving.handles.count_evicted(evicted);
     }
     let m = &model.manifest;
-    Ok(HttpResponse::Ok().json(PredictResponse {
-        model: &m.name,
-        version: &m.version,
-        request_id: id.as_str(),
-        predictions,
-    }))
+    Ok(
+        match response::write(&m.name, &m.version, id.as_str(), classes, &predictions) {
+            Ok(body) => HttpResponse::Ok()
+                .content_type(ContentType::json())
+                .body(body),
+            // What `HttpResponse::json` answers when serde_json fails (it cannot, for these types).
+            Err(e) => HttpResponse::from_error(JsonPayloadError::Serialize(e)),
+        },
+    )
 }
