@@ -35,10 +35,10 @@ impl ServingModel {
     /// Data quality and drift bookkeeping for rows about to be predicted on `worker`.
     pub(crate) fn observe_inputs(&self, worker: usize, matrix: &FeatureMatrix) {
         self.handles.count_missing(&matrix.imputed);
-        let f = self.bins.features();
-        for row in matrix.values.chunks_exact(f) {
-            for (j, &x) in row.iter().enumerate() {
-                if x < self.bins.min[j] || x > self.bins.max[j] {
+        let (min, max) = (&self.bins.min, &self.bins.max);
+        for row in matrix.values.chunks_exact(self.bins.features()) {
+            for (j, ((&x, &lo), &hi)) in row.iter().zip(min).zip(max).enumerate() {
+                if x < lo || x > hi {
                     self.handles.count_out_of_range(j);
                 }
             }

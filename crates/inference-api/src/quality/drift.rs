@@ -1,7 +1,9 @@
-//! The drift window: the most recent rows' bin indices, one shard per worker so recording a row
-//! takes only that worker's (uncontended) lock. PSI is computed at scrape time by merging shards.
+//! The drift window: the most recent rows' values, one shard per worker so recording a row
+//! takes only that worker's (uncontended) lock. Recording copies the values; they are binned, and
+//! PSI computed, at scrape time by merging shards: a request pays a copy of its rows, not a bin
+//! search per value (docs/performance.md, "Where a 100-row request's time goes").
 
-use super::psi::{bin_index, psi};
+use super::psi::psi;
 use crate::model::manifest::Manifest;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -13,31 +15,85 @@ pub(crate) struct FeatureBins {
     pub(crate) expected: Vec<Vec<f64>>,
     pub(crate) min: Vec<f32>,
     pub(crate) max: Vec<f32>,
+    /// Every feature's edges but the last, padded with +inf to `stride`, a multiple of
+    /// [`LANES`]: a value's bin is the number of these below it (`psi::bin_index`), counted
+    /// [`LANES`] edges at a time with no branch.
+    inner: Vec<f32>,
+    stride: usize,
 }
 
+/// Edges compared at once when counting a value's bin.
+const LANES: usize = 8;
+
 impl FeatureBins {
+    pub(crate) fn new(
+        edges: Vec<Vec<f32>>,
+        expected: Vec<Vec<f64>>,
+        min: Vec<f32>,
+        max: Vec<f32>,
+    ) -> Self {
+        let most = edges
+            .iter()
+            .map(|e| e.len().saturating_sub(1))
+            .max()
+            .unwrap_or(0);
+        let stride = most.div_ceil(LANES).max(1) * LANES;
+        let mut inner = vec![f32::INFINITY; edges.len() * stride];
+        for (row, e) in inner.chunks_exact_mut(stride).zip(&edges) {
+            let n = e.len().saturating_sub(1);
+            row[..n].copy_from_slice(&e[..n]);
+        }
+        Self {
+            edges,
+            expected,
+            min,
+            max,
+            inner,
+            stride,
+        }
+    }
+
     pub(crate) fn from_manifest(m: &Manifest) -> Self {
         let stats = &m.training.feature_stats;
-        Self {
-            edges: stats
+        Self::new(
+            stats
                 .iter()
                 .map(|s| s.bin_edges.iter().map(|&e| e as f32).collect())
                 .collect(),
-            expected: stats.iter().map(|s| s.bin_fractions.clone()).collect(),
-            min: stats.iter().map(|s| s.min as f32).collect(),
-            max: stats.iter().map(|s| s.max as f32).collect(),
-        }
+            stats.iter().map(|s| s.bin_fractions.clone()).collect(),
+            stats.iter().map(|s| s.min as f32).collect(),
+            stats.iter().map(|s| s.max as f32).collect(),
+        )
     }
 
     pub(crate) fn features(&self) -> usize {
         self.edges.len()
     }
+
+    /// The bins of one row's finite values, as `psi::bin_index` finds them, into `out`.
+    fn bin_row(&self, row: &[f32], out: &mut [u8]) {
+        for ((bin, &x), edges) in out
+            .iter_mut()
+            .zip(row)
+            .zip(self.inner.chunks_exact(self.stride))
+        {
+            let mut below = 0u32;
+            // Whole lanes (`stride` is a multiple of LANES): the compiler compares them at once.
+            for lanes in edges.as_chunks::<LANES>().0 {
+                for &e in lanes {
+                    below += u32::from(e < x);
+                }
+            }
+            // At most 255 edges below: `Manifest::parse` allows 256 bins.
+            *bin = below as u8;
+        }
+    }
 }
 
-/// A ring of the last `capacity` rows seen by one worker: arrival time and one bin index per feature.
+/// A ring of the last `capacity` rows seen by one worker: arrival time and the row's values.
 struct Shard {
     times: Vec<Instant>,
-    bins: Vec<u8>,
+    values: Vec<f32>,
     next: usize,
     len: usize,
 }
@@ -65,7 +121,7 @@ impl DriftWindow {
             .map(|_| {
                 Mutex::new(Shard {
                     times: Vec::with_capacity(rows),
-                    bins: vec![0; rows * f],
+                    values: vec![0.0; rows * f],
                     next: 0,
                     len: 0,
                 })
@@ -87,9 +143,7 @@ impl DriftWindow {
             .unwrap_or_else(|p| p.into_inner());
         for row in values.chunks_exact(f) {
             let slot = s.next;
-            for (j, &x) in row.iter().enumerate() {
-                s.bins[slot * f + j] = bin_index(&self.bins.edges[j], x) as u8;
-            }
+            s.values[slot * f..(slot + 1) * f].copy_from_slice(row);
             if slot < s.times.len() {
                 s.times[slot] = now;
             } else {
@@ -110,7 +164,10 @@ impl DriftWindow {
             for slot in 0..s.len {
                 let t = s.times[slot];
                 if oldest.is_none_or(|o| t >= o) {
-                    rows.push((t, s.bins[slot * f..(slot + 1) * f].to_vec()));
+                    let mut bins = vec![0; f];
+                    self.bins
+                        .bin_row(&s.values[slot * f..(slot + 1) * f], &mut bins);
+                    rows.push((t, bins));
                 }
             }
         }
@@ -141,13 +198,54 @@ impl DriftWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quality::psi::bin_index;
 
     fn bins() -> FeatureBins {
-        FeatureBins {
-            edges: vec![vec![1.0, 2.0, 3.0, 4.0]],
-            expected: vec![vec![0.25; 4]],
-            min: vec![0.0],
-            max: vec![4.0],
+        FeatureBins::new(
+            vec![vec![1.0, 2.0, 3.0, 4.0]],
+            vec![vec![0.25; 4]],
+            vec![0.0],
+            vec![4.0],
+        )
+    }
+
+    #[test]
+    fn rows_are_binned_as_bin_index_bins_each_value() {
+        // Features with 1, 4 (with a tie), 9, 17 and 256 edges: padding within and across lanes.
+        let edges: Vec<Vec<f32>> = [1usize, 4, 9, 17, 256]
+            .iter()
+            .map(|&n| {
+                let mut e: Vec<f32> = (0..n).map(|i| (i as f32 * 0.75) - 5.0).collect();
+                if n == 4 {
+                    e[2] = e[1];
+                }
+                e
+            })
+            .collect();
+        let f = edges.len();
+        let bins = FeatureBins::new(
+            edges.clone(),
+            edges
+                .iter()
+                .map(|e| vec![1.0 / e.len() as f64; e.len()])
+                .collect(),
+            vec![0.0; f],
+            vec![0.0; f],
+        );
+        let mut out = vec![0u8; f];
+        for i in -40..=800 {
+            let x = i as f32 * 0.25 - 6.0;
+            let row = vec![x; f];
+            bins.bin_row(&row, &mut out);
+            for (j, e) in edges.iter().enumerate() {
+                assert_eq!(usize::from(out[j]), bin_index(e, x), "{x} in feature {j}");
+            }
+        }
+        for x in [f32::MIN, f32::MAX, -0.0, 0.0] {
+            bins.bin_row(&vec![x; f], &mut out);
+            for (j, e) in edges.iter().enumerate() {
+                assert_eq!(usize::from(out[j]), bin_index(e, x), "{x} in feature {j}");
+            }
         }
     }
 

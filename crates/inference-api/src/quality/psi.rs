@@ -9,7 +9,9 @@ pub(crate) const EPSILON: f64 = 1e-4;
 /// The bin of a finite `x` given each bin's inclusive upper edge, ascending (`Manifest::parse`
 /// checks): the first edge `>= x`; values above the last edge fall in the last bin. Matches numpy
 /// `searchsorted(edges, x, side="left")` clipped. On ascending edges that is the number of edges
-/// below `x` among all but the last, counted without a branch per edge.
+/// below `x` among all but the last, counted without a branch per edge. The drift window counts
+/// the same way over padded edges (`FeatureBins::bin_row`), tested against this.
+#[cfg(test)]
 pub(crate) fn bin_index(edges: &[f32], x: f32) -> usize {
     let inner = &edges[..edges.len().saturating_sub(1)];
     inner.iter().map(|&e| usize::from(e < x)).sum()
