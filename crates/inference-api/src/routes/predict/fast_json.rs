@@ -81,9 +81,7 @@ struct Cursor<'a> {
 
 impl Cursor<'_> {
     fn skip_whitespace(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
-            self.i += 1;
-        }
+        self.i = skip_whitespace(self.b, self.i);
     }
 
     fn peek(&mut self) -> Option<u8> {
@@ -95,89 +93,108 @@ impl Cursor<'_> {
         (self.peek()? == want).then(|| self.i += 1)
     }
 
-    /// Digits from `at` on: their value (wrapping past 19 digits) and the index after them.
-    fn digits(&self, at: usize, mut value: u64) -> (u64, usize) {
-        let mut n = 0;
-        for &c in &self.b[at..] {
-            let d = c.wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            value = value.wrapping_mul(10).wrapping_add(u64::from(d));
-            n += 1;
-        }
-        (value, at + n)
-    }
-
-    /// One row of exactly `width` numbers, appended to `values`.
+    /// One row of exactly `width` numbers, appended to `values`. The position is kept in a local
+    /// while the numbers are read: with it in `self` it would be stored and reloaded around each
+    /// push.
     fn row(&mut self, width: usize) -> Option<()> {
         self.eat(b'[')?;
+        self.values.reserve(width);
+        let b = self.b;
+        let mut i = self.i;
         for k in 0..width {
             if k > 0 {
-                self.eat(b',')?;
+                i = skip_whitespace(b, i);
+                if b.get(i) != Some(&b',') {
+                    return None;
+                }
+                i += 1;
             }
-            self.skip_whitespace();
-            let x = self.number()? as f32;
+            let (x, end) = number(b, skip_whitespace(b, i))?;
+            let x = x as f32;
             if !x.is_finite() {
                 return None;
             }
             self.values.push(x);
+            i = end;
         }
+        self.i = i;
         self.eat(b']')
     }
+}
 
-    /// A JSON number whose digits fit in 2^53 and whose decimal exponent is within ±22: then
-    /// `digits × 10^e` (or `÷ 10^-e`) is one correctly rounded operation on exact operands, the
-    /// value serde_json computes too. Anything else is `None`.
-    fn number(&mut self) -> Option<f64> {
-        let negative = self.b.get(self.i) == Some(&b'-');
-        let int_start = self.i + usize::from(negative);
-        let (mut digits, mut i) = self.digits(int_start, 0);
-        let int_len = i - int_start;
-        // JSON: at least one digit, and no leading zero before another digit.
-        if int_len == 0 || (int_len > 1 && self.b[int_start] == b'0') {
-            return None;
-        }
-        let mut count = int_len;
-        let mut exponent: i64 = 0;
-        if self.b.get(i) == Some(&b'.') {
-            let frac_start = i + 1;
-            (digits, i) = self.digits(frac_start, digits);
-            let frac_len = i - frac_start;
-            if frac_len == 0 {
-                return None;
-            }
-            count += frac_len;
-            exponent = -(frac_len as i64);
-        }
-        if count > 19 || digits > 1 << 53 {
-            return None;
-        }
-        if let Some(b'e' | b'E') = self.b.get(i) {
-            i += 1;
-            let sign = match self.b.get(i) {
-                Some(b'-') => -1,
-                Some(b'+') => 1,
-                _ => 0,
-            };
-            let exp_start = i + usize::from(sign != 0);
-            let (e, end) = self.digits(exp_start, 0);
-            if end == exp_start || end - exp_start > 4 {
-                return None;
-            }
-            i = end;
-            exponent += if sign < 0 { -(e as i64) } else { e as i64 };
-        }
-        let magnitude = digits as f64;
-        let value = match exponent {
-            0 => magnitude,
-            1..=22 => magnitude * POW10[exponent as usize],
-            -22..=-1 => magnitude / POW10[(-exponent) as usize],
-            _ => return None,
-        };
-        self.i = i;
-        Some(if negative { -value } else { value })
+/// The index of the first byte from `i` on that is not JSON whitespace.
+fn skip_whitespace(b: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = b.get(i) {
+        i += 1;
     }
+    i
+}
+
+/// Digits from `at` on: their value (wrapping past 19 digits) and the index after them.
+fn digits(b: &[u8], at: usize, mut value: u64) -> (u64, usize) {
+    let mut n = 0;
+    for &c in &b[at..] {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        value = value.wrapping_mul(10).wrapping_add(u64::from(d));
+        n += 1;
+    }
+    (value, at + n)
+}
+
+/// The JSON number at `start` and the index after it, if its digits fit in 2^53 and its decimal
+/// exponent is within ±22: then `digits × 10^e` (or `÷ 10^-e`) is one correctly rounded
+/// operation on exact operands, the value serde_json computes too. Anything else is `None`.
+fn number(b: &[u8], start: usize) -> Option<(f64, usize)> {
+    let negative = b.get(start) == Some(&b'-');
+    let int_start = start + usize::from(negative);
+    let (mut digits, mut i) = digits(b, int_start, 0);
+    let int_len = i - int_start;
+    // JSON: at least one digit, and no leading zero before another digit.
+    if int_len == 0 || (int_len > 1 && b[int_start] == b'0') {
+        return None;
+    }
+    let mut count = int_len;
+    let mut exponent: i64 = 0;
+    if b.get(i) == Some(&b'.') {
+        let frac_start = i + 1;
+        (digits, i) = self::digits(b, frac_start, digits);
+        let frac_len = i - frac_start;
+        if frac_len == 0 {
+            return None;
+        }
+        count += frac_len;
+        exponent = -(frac_len as i64);
+    }
+    if count > 19 || digits > 1 << 53 {
+        return None;
+    }
+    if let Some(b'e' | b'E') = b.get(i) {
+        i += 1;
+        let sign = match b.get(i) {
+            Some(b'-') => -1,
+            Some(b'+') => 1,
+            _ => 0,
+        };
+        let exp_start = i + usize::from(sign != 0);
+        let (e, end) = self::digits(b, exp_start, 0);
+        if end == exp_start || end - exp_start > 4 {
+            return None;
+        }
+        i = end;
+        exponent += if sign < 0 { -(e as i64) } else { e as i64 };
+    }
+    // Exact: `digits` is at most 2^53 (and the signed conversion is one instruction).
+    let magnitude = digits as i64 as f64;
+    let value = match exponent {
+        0 => magnitude,
+        1..=22 => magnitude * POW10[exponent as usize],
+        -22..=-1 => magnitude / POW10[(-exponent) as usize],
+        _ => return None,
+    };
+    Some((if negative { -value } else { value }, i))
 }
 
 #[cfg(test)]
