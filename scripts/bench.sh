@@ -18,7 +18,9 @@
 # as a share of it, per round and as the median of those same-round shares. When the API answers
 # the V2 inference route (POST /v2/models/breast-cancer/infer), the rounds also measure a 100-row
 # V2 request with binary tensors (against ONNX Runtime alone) and a single-row V2 JSON request
-# (against single-row /predict).
+# (against single-row /predict). For the 100-row /predict runs it also splits the CPU time per
+# request into the API's user and system time and wrk's, and sets it against ONNX Runtime alone's
+# CPU time per 100 rows: other processes on the machine shift rates, less so CPU times.
 #
 # --access-log measures instead what the access log costs: the API with log.access all, errors
 # and off (single-row /predict, all answered 200, so `errors` writes no line; the only error
@@ -64,15 +66,25 @@ printf 'wrk.method = "POST"\n' > "$work/hello.lua"
 
 # cpu_ticks PID: user + system CPU time of the process so far, in clock ticks
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# cpu_split PID: "user system" CPU time of the process so far, in clock ticks
+cpu_split() { awk '{print $14, $15}' "/proc/$1/stat"; }
+# children_seconds: user + system CPU seconds of this shell's finished children so far
+# (`times` itself runs in this shell: in a pipeline it would report a subshell's children)
+children_seconds() {
+  times > "$work/times.txt"
+  awk 'NR == 2 {for (k = 1; k <= 2; k++) {split($k, t, /[ms]/); s += 60 * t[1] + t[2]}} END {print s}' "$work/times.txt"
+}
 
 # run_wrk LABEL URL SCRIPT ROWS_PER_REQUEST [SERVER_PID] -> prints one result line; with
 # SERVER_PID, also the server's CPU time per request during the measured run
 run_wrk() {
   local label=$1 url=$2 script=$3 rows=$4 pid=${5:-}
   wrk -t1 -c"$CONNECTIONS" -d2s -s "$script" "$url" >/dev/null 2>&1   # warm-up
-  [ -z "$pid" ] || cpu_ticks "$pid" > "$work/$label.cpu0"
+  [ -z "$pid" ] || { cpu_ticks "$pid" > "$work/$label.cpu0"; cpu_split "$pid" > "$work/$label.split0"; }
+  children_seconds > "$work/$label.wrk0"
   wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$script" "$url" > "$work/$label.txt" 2>&1
-  [ -z "$pid" ] || cpu_ticks "$pid" > "$work/$label.cpu1"
+  children_seconds > "$work/$label.wrk1"
+  [ -z "$pid" ] || { cpu_ticks "$pid" > "$work/$label.cpu1"; cpu_split "$pid" > "$work/$label.split1"; }
   python3 - "$work/$label.txt" "$label" "$rows" <<'PY'
 import re, sys
 text, label, rows = open(sys.argv[1]).read(), sys.argv[2], int(sys.argv[3])
@@ -169,7 +181,9 @@ batch_rows() {
 # run_ort_alone ROUND: ONNX Runtime alone, one runner per core on 100-row batches, as long as a
 # wrk run; writes its rows/s where the summary reads it
 run_ort_alone() {
+  children_seconds > "$work/ort-alone-$1.cpu0"
   "$ORT_ALONE" --threads "$(nproc)" --rows 100 --seconds "$DURATION" > "$work/ort-alone-$1.txt"
+  children_seconds > "$work/ort-alone-$1.cpu1"
   local line; line=$(grep '^ort-alone ' "$work/ort-alone-$1.txt")
   printf '%-28s %s\n' "ort-alone-100rows-$1" "${line#ort-alone }"
   sed -E 's/.*rows_per_second=([0-9.]+).*/\1/' <<<"$line" > "$work/ort-alone-$1.rows"
@@ -189,7 +203,7 @@ for round in $(seq 1 "$ROUNDS"); do
   run_wrk "predict-1row-per_worker-$round" "http://127.0.0.1:${port_of[per_worker]}/predict" "$work/single.lua" 1
   batch_rows per_worker >> "$work/calls-after.txt"
   batch_rows per_worker >> "$work/batch-before.txt"
-  run_wrk "predict-100rows-per_worker-$round" "http://127.0.0.1:${port_of[per_worker]}/predict" "$work/batch.lua" 100
+  run_wrk "predict-100rows-per_worker-$round" "http://127.0.0.1:${port_of[per_worker]}/predict" "$work/batch.lua" 100 "${pid_of[per_worker]}"
   batch_rows per_worker >> "$work/batch-after.txt"
   run_ort_alone "$round"
   if $V2; then
@@ -212,9 +226,10 @@ PY
   run_wrk "predict-1row-alone-$round" "http://127.0.0.1:${port_of[alone]}/predict" "$work/single.lua" 1
 done
 
-python3 - "$work" "$ROUNDS" "$V2" <<'PY'
+python3 - "$work" "$ROUNDS" "$V2" "$(getconf CLK_TCK)" "$DURATION" <<'PY'
 import os, statistics, sys
 w, rounds, v2 = sys.argv[1], range(1, int(sys.argv[2]) + 1), sys.argv[3] == "true"
+hz, duration = int(sys.argv[4]), float(sys.argv[5])
 # Sums over rounds of the "rows calls seconds" lines batch_rows wrote.
 totals = lambda f: [sum(float(l.split()[k]) for l in open(f"{w}/{f}")) for k in (0, 1, 2)]
 r = lambda n, i: float(open(f"{w}/{n}-{i}.txt.rps").read())
@@ -244,6 +259,27 @@ else:
 per_row = (bsec1 - bsec0) / (brows1 - brows0)
 print(f"  inside the API, ONNX runs took {per_row * 1e6:.2f} us per row in the 100-row runs (wall clock, "
       f"{(brows1 - brows0) / (bcalls1 - bcalls0):.1f} rows per call)")
+def split(i):
+    """CPU microseconds per 100-row request: API user, API system, wrk; and what the cores had left."""
+    n = f"predict-100rows-per_worker-{i}.txt"
+    requests = float(open(f"{w}/{n}.requests").read())
+    (u0, s0), (u1, s1) = ([float(x) for x in open(f"{w}/{n.replace('.txt', '')}.split{k}").read().split()] for k in (0, 1))
+    wrk = float(open(f"{w}/{n.replace('.txt', '')}.wrk1").read()) - float(open(f"{w}/{n.replace('.txt', '')}.wrk0").read())
+    parts = [1e6 * (u1 - u0) / hz / requests, 1e6 * (s1 - s0) / hz / requests, 1e6 * wrk / requests]
+    return parts + [1e6 * os.cpu_count() * duration / requests - sum(parts)]
+cpu = [statistics.median(split(i)[k] for i in rounds) for k in range(4)]
+def alone_cpu(i):
+    """CPU microseconds ONNX Runtime alone spent per 100 rows (loading and warm-up included)."""
+    seconds = float(open(f"{w}/ort-alone-{i}.cpu1").read()) - float(open(f"{w}/ort-alone-{i}.cpu0").read())
+    batches = float(open(f"{w}/ort-alone-{i}.txt").read().split("batches=")[1].split()[0])
+    return 1e6 * seconds / batches
+print(f"  CPU per 100-row request (medians): API user {cpu[0]:.0f} us, API system {cpu[1]:.0f} us, wrk {cpu[2]:.0f} us, "
+      f"left to other processes or idle {cpu[3]:.0f} us of the {os.cpu_count()} cores; ONNX Runtime alone: "
+      f"{med(alone_cpu):.0f} us of CPU per 100 rows ({100 * 1e6 * os.cpu_count() / med(alone):.0f} us of wall clock per runner)")
+# The same share by CPU time, which other processes on the machine do not distort: what ONNX
+# Runtime alone spends per 100 rows over what the API and wrk spend per 100-row request.
+print(f"  by CPU time (same round): ONNX Runtime alone's CPU per 100 rows / (API + wrk CPU per 100-row request): "
+      f"{med(lambda i: alone_cpu(i) / sum(split(i)[:3])):.1%}; without wrk: {med(lambda i: alone_cpu(i) / sum(split(i)[:2])):.1%}")
 print(f"per_worker vs shared session, single row: "
       f"{med(lambda i: r('predict-1row-per_worker', i) / r('predict-1row-shared', i)):.2f}x; "
       f"100 rows: {med(lambda i: r('predict-100rows-per_worker', i) / r('predict-100rows-shared', i)):.2f}x")
