@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Where a /predict request's instructions go: the release API under callgrind, driven by wrk.
 #
-#   scripts/profile-predict.sh [--rows 1|100] [--connections N] [--seconds S] [--out FILE]
+#   scripts/profile-predict.sh [--rows 1|100] [--connections N] [--seconds S] [--out FILE] [--bin PATH]
 #
+# --bin profiles an API binary built elsewhere (an older commit, for an A/B) instead of building
+# this checkout's.
 # Instruction counts do not drift with this VM's speed the way req/s does, so this is the A/B
 # measure for code changes. Builds release, starts the API (2 workers) under valgrind's callgrind,
 # warms up for 3 s, zeroes the counters, drives it for S seconds (default 10) and prints user-space
@@ -18,12 +20,14 @@ ROWS=1
 CONNECTIONS=32
 SECONDS_RUN=10
 OUT=$(mktemp -d)/callgrind.out
+BIN=
 while [ $# -gt 0 ]; do
   case "$1" in
     --rows) ROWS="$2"; shift 2; [[ "$ROWS" =~ ^(1|100)$ ]] || { echo "--rows is 1 or 100" >&2; exit 2; } ;;
     --connections) CONNECTIONS="$2"; shift 2 ;;
     --seconds) SECONDS_RUN="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
+    --bin) BIN="$2"; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -31,7 +35,10 @@ for tool in valgrind callgrind_control callgrind_annotate wrk; do
   command -v "$tool" >/dev/null || { echo "$tool is missing: apt-get install valgrind wrk" >&2; exit 1; }
 done
 scripts/fetch-onnxruntime.sh >/dev/null
-cargo build --release -q -p inference-api --bin inference-api
+if [ -z "$BIN" ]; then
+  cargo build --release -q -p inference-api --bin inference-api
+  BIN=target/release/inference-api
+fi
 
 work=$(mktemp -d)
 pid=
@@ -46,7 +53,7 @@ body="$work/single.lua"
 
 port=$(free_port)
 APP_SERVER__PORT=$port APP_SERVER__WORKERS=2 \
-  valgrind --tool=callgrind --callgrind-out-file="$OUT" target/release/inference-api \
+  valgrind --tool=callgrind --callgrind-out-file="$OUT" "$BIN" \
   > "$work/api.log" 2> "$work/valgrind.log" &
 pid=$!
 WAIT_HTTP_SECONDS=60 wait_http "http://127.0.0.1:$port/ready" || { tail "$work/valgrind.log" >&2; exit 1; }
