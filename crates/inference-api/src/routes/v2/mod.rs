@@ -3,7 +3,7 @@
 //! [`V2Error`]s (`{"error": "..."}`). Inference shares admission, the engine, coalescing and
 //! every metric with `/predict` ([`super::serve`]).
 
-mod request;
+pub(crate) mod request;
 mod response;
 
 use super::serve::{admitted, predict_rows};

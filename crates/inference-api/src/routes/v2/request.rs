@@ -422,6 +422,54 @@ impl<'de> Visitor<'de> for Flatten<'_> {
     }
 }
 
+/// Parses `body` as the V2 `infer` route does, for a model with `features` inputs per row and a
+/// `max_rows` limit, and checks what it accepts: the fuzz target `v2_infer` (crates/fuzz) calls
+/// it. The first two bytes of `input` choose the `Inference-Header-Content-Length` (0: none;
+/// else that value minus 1, which may lie past the end), the rest is the body. `Ok(Some(rows))`
+/// when the request is accepted, `Ok(None)` when refused, `Err` when an accepted request breaks
+/// an invariant (a matrix that is not `rows × features` finite values, or an output the model
+/// does not have).
+pub fn v2_infer_accepts(
+    input: &[u8],
+    features: usize,
+    max_rows: usize,
+) -> Result<Option<usize>, String> {
+    let (header, body) = match input {
+        [a, b, rest @ ..] => (u16::from_le_bytes([*a, *b]), rest),
+        _ => return Ok(None),
+    };
+    let header = (header > 0).then(|| (header - 1).to_string());
+    let Ok((json, binary)) = split(body, header.as_deref()) else {
+        return Ok(None);
+    };
+    let Ok(request) = serde_json::from_slice::<InferRequest>(json) else {
+        return Ok(None);
+    };
+    let spec = InputSpec {
+        name: "input",
+        features,
+        max_rows,
+    };
+    let Ok(parsed) = request.into_parsed(binary, &spec, &["label", "probabilities"]) else {
+        return Ok(None);
+    };
+    let m = &parsed.matrix;
+    if m.rows == 0
+        || m.rows > max_rows
+        || m.values.len() != m.rows * features
+        || m.values.iter().any(|x| !x.is_finite())
+        || parsed.outputs.iter().any(|w| w.output > 1)
+    {
+        return Err(format!(
+            "accepted {} rows of {} values, outputs {:?}",
+            m.rows,
+            m.values.len(),
+            parsed.outputs
+        ));
+    }
+    Ok(Some(m.rows))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
