@@ -27,6 +27,7 @@ MANIFEST = json.loads((MODEL_DIR / "model.json").read_text())
 @dataclass
 class Api:
     url: str
+    port: int
     hostport: str  # what tritonclient takes: host:port, no scheme
     process: Process
 
@@ -65,7 +66,7 @@ def api(request):
     url = f"http://127.0.0.1:{port}"
     wait_for("inference-api GET /ready = 200", lambda: http_ok(f"{url}/ready"), STARTUP_TIMEOUT,
              detail=lambda: process.tail())
-    return Api(url, f"127.0.0.1:{port}", process)
+    return Api(url, port, f"127.0.0.1:{port}", process)
 
 
 @dataclass
