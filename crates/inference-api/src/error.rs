@@ -25,6 +25,8 @@ pub(crate) enum ApiError {
     NotReady,
     #[error("no route for {0}")]
     NotFound(String),
+    #[error("{0}")]
+    UnknownModel(String),
     #[error("method not allowed on this route")]
     MethodNotAllowed,
     #[error("{0}")]
@@ -58,7 +60,7 @@ impl ApiError {
             Self::Validation(_) => ErrorKind::Validation,
             Self::Overloaded => ErrorKind::Overloaded,
             Self::NotReady => ErrorKind::NotReady,
-            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::NotFound(_) | Self::UnknownModel(_) => ErrorKind::NotFound,
             Self::MethodNotAllowed => ErrorKind::MethodNotAllowed,
             Self::UnknownPrediction(_) => ErrorKind::NotFound,
             Self::AlreadyLabelled(_) => ErrorKind::Conflict,
@@ -72,6 +74,7 @@ impl ApiError {
             Self::Validation(v) => v.code.as_str(),
             Self::Model(_) => "model_error",
             Self::UnknownPrediction(_) => "unknown_prediction",
+            Self::UnknownModel(_) => "unknown_model",
             Self::AlreadyLabelled(_) => "already_labelled",
             other => other.kind().as_str(),
         }
@@ -99,7 +102,7 @@ impl ResponseError for ApiError {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
             Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::UnknownModel(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnknownPrediction(_) => StatusCode::NOT_FOUND,
             Self::AlreadyLabelled(_) => StatusCode::CONFLICT,
@@ -108,16 +111,27 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        self.respond(
+            self.status_code(),
+            ErrorBody {
+                error: ErrorDetail {
+                    code: self.code(),
+                    message: self.to_string(),
+                },
+            },
+        )
+    }
+}
+
+impl ApiError {
+    /// The response for this error with `status` and `body`: the one place that logs model
+    /// errors, sets `Retry-After` and closes connections whose body was left unread, and tags the
+    /// response with the kind the error-counting middleware counts.
+    fn respond(&self, status: StatusCode, body: impl Serialize) -> HttpResponse {
         if matches!(self, Self::Model(_)) {
             tracing::error!(error.cause_chain = ?self, error.message = %self, "request failed");
         }
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code(),
-                message: self.to_string(),
-            },
-        };
-        let mut res = HttpResponse::build(self.status_code()).json(body);
+        let mut res = HttpResponse::build(status).json(body);
         if matches!(self, Self::Overloaded | Self::NotReady) {
             res.headers_mut().insert(
                 actix_web::http::header::RETRY_AFTER,
@@ -135,6 +149,53 @@ impl ResponseError for ApiError {
         // Read by the error-counting middleware, so every error is counted in one place.
         res.extensions_mut().insert(self.kind());
         res
+    }
+}
+
+/// An [`ApiError`] on an Open Inference Protocol (V2) route: the body is the protocol's
+/// `{"error": "..."}`, and a request the protocol calls bad (malformed JSON, a validation
+/// failure) is a 400 instead of 422. Every other status is [`ApiError`]'s.
+#[derive(Debug)]
+pub(crate) struct V2Error(pub(crate) ApiError);
+
+impl From<ApiError> for V2Error {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<ValidationError> for V2Error {
+    fn from(e: ValidationError) -> Self {
+        Self(ApiError::Validation(e))
+    }
+}
+
+impl std::fmt::Display for V2Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Serialize)]
+struct V2ErrorBody {
+    error: String,
+}
+
+impl ResponseError for V2Error {
+    fn status_code(&self) -> StatusCode {
+        match &self.0 {
+            ApiError::MalformedJson(_) | ApiError::Validation(_) => StatusCode::BAD_REQUEST,
+            other => other.status_code(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.0.respond(
+            self.status_code(),
+            V2ErrorBody {
+                error: self.0.to_string(),
+            },
+        )
     }
 }
 
@@ -219,5 +280,27 @@ mod tests {
             (e.status_code().as_u16(), e.code(), e.kind()),
             (422, "empty_batch", ErrorKind::Validation)
         );
+    }
+
+    #[test]
+    fn v2_errors_are_400_for_bad_requests_and_keep_every_other_status() {
+        let bad = V2Error(ApiError::Validation(ValidationError::new(
+            ValidationCode::InvalidRequest,
+            "x",
+        )));
+        assert_eq!(bad.status_code(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            V2Error(ApiError::MalformedJson("x".into())).status_code(),
+            StatusCode::BAD_REQUEST
+        );
+        for e in [
+            ApiError::UnknownModel("x".into()),
+            ApiError::Overloaded,
+            ApiError::NotReady,
+            ApiError::PayloadTooLarge { limit: 1 },
+        ] {
+            let status = e.status_code();
+            assert_eq!(V2Error(e).status_code(), status);
+        }
     }
 }

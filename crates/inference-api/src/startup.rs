@@ -121,6 +121,7 @@ impl Application {
                 .service(get("/health", routes::health))
                 .service(get("/ready", routes::ready))
                 .service(get("/metrics", metrics_endpoint))
+                .configure(routes::v2::configure)
                 .default_service(web::to(routes::not_found))
         })
         .workers(workers)

@@ -23,10 +23,35 @@ const RATE_GRACE: Duration = Duration::from_secs(2);
 /// The body, checked and read (see the module documentation).
 pub(crate) async fn read(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limits: &LimitSettings,
 ) -> Result<web::Bytes, ApiError> {
     require_json(req)?;
+    read_limited(req, payload, limits).await
+}
+
+/// An Open Inference Protocol body: JSON, or with the binary tensor extension a JSON header
+/// followed by raw tensor bytes, so `application/octet-stream` and no `Content-Type` at all
+/// (what V2 clients send) are accepted too. Every limit of [`read`] holds.
+pub(crate) async fn read_v2(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limits: &LimitSettings,
+) -> Result<web::Bytes, ApiError> {
+    let octet_stream = matches!(req.mime_type(), Ok(Some(m))
+        if m.type_() == "application" && m.subtype() == "octet-stream");
+    if !octet_stream && req.headers().contains_key(CONTENT_TYPE) {
+        require_json(req)?;
+    }
+    read_limited(req, payload, limits).await
+}
+
+/// Reads a body under every limit of the module documentation but the media type.
+async fn read_limited(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limits: &LimitSettings,
+) -> Result<web::Bytes, ApiError> {
     refuse_content_encoding(req)?;
     let limit = limits.max_body_bytes;
     let declared = req

@@ -5,6 +5,8 @@ mod health;
 mod info;
 mod json;
 pub(crate) mod predict;
+mod serve;
+pub(crate) mod v2;
 
 pub(crate) use feedback::feedback;
 pub(crate) use health::{health, ready};

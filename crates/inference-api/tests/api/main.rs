@@ -10,3 +10,4 @@ mod logging;
 mod metrics;
 mod predict;
 mod quality;
+mod v2;

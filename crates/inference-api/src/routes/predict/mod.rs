@@ -4,6 +4,7 @@
 pub(crate) mod body;
 mod fast_json;
 
+use super::serve::{admitted, confidence, predict_rows};
 use crate::error::ApiError;
 use crate::model::coalesce::Coalescer;
 use crate::model::features::Preprocessing;
@@ -63,15 +64,11 @@ pub(crate) async fn predict(
         rows: None,
     });
     let body = super::json::read(&req, body, &state.limits).await?;
-    // Admission once the body is here: a slow sender holds no slot.
-    let _permit = state.try_admit().ok_or(ApiError::Overloaded)?;
-    let answer = answer(&req, &body, serving, &state, worker.0, &coalescer, &id).await;
-    // Test-only (`testing.predict_delay_ms`, 0 = off, never set in production): every admitted
-    // request, answered or failed, is as slow as a slow model would make it, slot held.
-    if let Some(delay) = state.testing.predict_delay() {
-        tokio::time::sleep(delay).await;
-    }
-    answer
+    admitted(
+        &state,
+        answer(&req, &body, serving, &state, worker.0, &coalescer, &id),
+    )
+    .await
 }
 
 /// The answer to an admitted request's body.
@@ -99,37 +96,21 @@ async fn answer(
         serving.handles.count_missing(&e.missing);
         ApiError::Validation(e)
     })?;
-    serving.handles.observe_preprocess(started.elapsed());
-    // Data quality and drift bookkeeping, timed in neither histogram.
-    serving.observe_inputs(worker, &matrix);
-
-    let out = coalescer
-        .run(serving, &matrix.values, matrix.rows)
-        .await
-        .map_err(ApiError::Model)?;
+    let out = predict_rows(serving, worker, coalescer, id, matrix, started).await?;
 
     let classes = &model.manifest.classes;
-    let mut predictions = Vec::with_capacity(out.rows());
-    for (class_index, probs) in out.iter() {
-        let confidence = probs.iter().copied().fold(0f32, f32::max);
-        serving.handles.observe_prediction(class_index, confidence);
-        predictions.push(RowPrediction {
+    let predictions = out
+        .iter()
+        .map(|(class_index, probs)| RowPrediction {
             label: &classes[class_index],
             class_index,
             probabilities: Probabilities {
                 classes,
                 values: probs,
             },
-            confidence,
-        });
-    }
-    let classes_predicted = predictions.iter().map(|p| p.class_index as u16).collect();
-    let evicted = serving
-        .feedback
-        .insert(worker, id.0.clone(), classes_predicted);
-    if evicted > 0 {
-        serving.handles.count_evicted(evicted);
-    }
+            confidence: confidence(probs),
+        })
+        .collect();
     let m = &model.manifest;
     Ok(HttpResponse::Ok().json(PredictResponse {
         model: &m.name,
