@@ -33,6 +33,9 @@ target/release/fuzz
 stage "attack suite (release builds)"
 scripts/attack.sh
 
+stage "Open Inference Protocol (V2) with a real V2 client (release build)"
+scripts/v2-client-test.sh
+
 stage "end to end"
 scripts/e2e.sh
 
