@@ -11,7 +11,7 @@ use serde::Serialize;
 pub(crate) enum ApiError {
     #[error("the body is not valid JSON: {0}")]
     MalformedJson(String),
-    #[error("send the body as application/json (got {0})")]
+    #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("the body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },

@@ -1,5 +1,6 @@
-use crate::error::ApiError;
+use crate::error::{ApiError, V2Error};
 use crate::state::AppState;
+use actix_web::ResponseError;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
@@ -30,11 +31,12 @@ pub(crate) async fn model_manifest(state: web::Data<AppState>) -> Result<HttpRes
     Ok(HttpResponse::Ok().json(&serving.model.public_manifest))
 }
 
-/// Every path no route matches.
-pub(crate) async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound(format!(
-        "{} {}",
-        req.method(),
-        req.path()
-    )))
+/// Every path no route matches; under `/v2/` in the Open Inference Protocol's error shape.
+pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
+    let e = ApiError::NotFound(format!("{} {}", req.method(), req.path()));
+    if req.path().starts_with("/v2/") {
+        V2Error(e).error_response()
+    } else {
+        e.error_response()
+    }
 }

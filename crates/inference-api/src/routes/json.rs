@@ -26,7 +26,7 @@ pub(crate) async fn read(
     payload: web::Payload,
     limits: &LimitSettings,
 ) -> Result<web::Bytes, ApiError> {
-    require_json(req)?;
+    require_json(req, "application/json")?;
     read_limited(req, payload, limits).await
 }
 
@@ -41,7 +41,10 @@ pub(crate) async fn read_v2(
     let octet_stream = matches!(req.mime_type(), Ok(Some(m))
         if m.type_() == "application" && m.subtype() == "octet-stream");
     if !octet_stream && req.headers().contains_key(CONTENT_TYPE) {
-        require_json(req)?;
+        require_json(
+            req,
+            "application/json, or application/octet-stream with Inference-Header-Content-Length",
+        )?;
     }
     read_limited(req, payload, limits).await
 }
@@ -122,7 +125,8 @@ fn payload_error(e: PayloadError, limit: usize) -> ApiError {
     }
 }
 
-fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
+/// A JSON `Content-Type`, else 415 asking for `accepted`.
+fn require_json(req: &HttpRequest, accepted: &str) -> Result<(), ApiError> {
     let given = req
         .headers()
         .get(CONTENT_TYPE)
@@ -130,8 +134,12 @@ fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
         .unwrap_or("");
     match req.mime_type() {
         Ok(Some(m)) if m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json") => Ok(()),
-        _ if given.is_empty() => Err(ApiError::UnsupportedMediaType("no Content-Type".into())),
-        _ => Err(ApiError::UnsupportedMediaType(format!("{given:?}"))),
+        _ if given.is_empty() => Err(ApiError::UnsupportedMediaType(format!(
+            "send the body as {accepted} (got no Content-Type)"
+        ))),
+        _ => Err(ApiError::UnsupportedMediaType(format!(
+            "send the body as {accepted} (got {given:?})"
+        ))),
     }
 }
 
@@ -148,7 +156,7 @@ fn refuse_content_encoding(req: &HttpRequest) -> Result<(), ApiError> {
         Some(e) => {
             let shown: String = String::from_utf8_lossy(e).chars().take(32).collect();
             Err(ApiError::UnsupportedMediaType(format!(
-                "Content-Encoding {shown:?}: send the body uncompressed"
+                "send the body uncompressed (got Content-Encoding {shown:?})"
             )))
         }
     }

@@ -153,6 +153,13 @@ async fn server_and_model_metadata_and_health_follow_the_protocol() {
         let error = r.body["error"].as_str().expect("an error string");
         assert!(error.starts_with(message), "{path}: {error}");
     }
+    // Unknown paths under /v2/ (Triton's own `config`, say) in the protocol's error shape too.
+    let unknown = app.get("/v2/models/breast-cancer/config").await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(
+        unknown.body["error"],
+        "no route for GET /v2/models/breast-cancer/config"
+    );
     let wrong_method = app.get(INFER).await;
     assert_eq!(wrong_method.status, 405);
     assert!(wrong_method.body["error"].is_string());
@@ -411,6 +418,11 @@ async fn every_bad_request_gets_a_400_naming_what_is_wrong_and_is_counted() {
     )
     .await;
     assert_eq!(text.status, 415);
+    assert_eq!(
+        text.json()["error"],
+        "send the body as application/json, or application/octet-stream with \
+         Inference-Header-Content-Length (got \"text/plain\")"
+    );
 
     // Still serving.
     let ok = post_json(&app, INFER, &input(json!([1, 30]), "FP32", json!(row))).await;

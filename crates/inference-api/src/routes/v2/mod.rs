@@ -134,7 +134,7 @@ async fn answer(
     let output_names = [m.outputs.label.as_str(), m.outputs.probabilities.as_str()];
     let input = InputSpec {
         name: &m.input.name,
-        features: m.features.len(),
+        features: &m.features,
         max_rows: state.limits.max_batch_rows,
     };
     let parsed = request.into_parsed(binary, &input, &output_names)?;

@@ -50,10 +50,11 @@ struct RequestOutput {
     parameters: Parameters,
 }
 
-/// What the model is asked for: its one input's name, features, and row limit.
+/// What the model takes: its one input's name, its features' names in input order, and the
+/// row limit.
 pub(crate) struct InputSpec<'a> {
     pub(crate) name: &'a str,
-    pub(crate) features: usize,
+    pub(crate) features: &'a [String],
     pub(crate) max_rows: usize,
 }
 
@@ -124,7 +125,7 @@ impl InferRequest {
             )));
         }
         let rows = tensor.rows(input)?;
-        let values = tensor.values(binary, rows * input.features, input)?;
+        let values = tensor.values(binary, rows * input.features.len(), input)?;
         Ok(Parsed {
             id: self.id,
             matrix: FeatureMatrix {
@@ -195,7 +196,7 @@ impl RequestInput {
 
     /// The row count of a `[rows, features]` shape.
     fn rows(&self, input: &InputSpec<'_>) -> Result<usize, ValidationError> {
-        let f = input.features;
+        let f = input.features.len();
         let shape = &self.shape;
         let shown = format!("{shape:?}");
         let [rows, features] = shape[..] else {
@@ -324,9 +325,9 @@ impl RequestInput {
             return Err(ValidationError::new(
                 ValidationCode::NonFiniteValue,
                 format!(
-                    "input {name:?}: row {}, feature {} is not a finite 32-bit float",
-                    at / input.features,
-                    at % input.features
+                    "input {name:?}: row {}, feature {:?} is not a finite 32-bit float",
+                    at / input.features.len(),
+                    input.features[at % input.features.len()]
                 ),
             ));
         }
@@ -445,9 +446,10 @@ pub fn v2_infer_accepts(
     let Ok(request) = serde_json::from_slice::<InferRequest>(json) else {
         return Ok(None);
     };
+    let names: Vec<String> = (0..features).map(|i| format!("f{i}")).collect();
     let spec = InputSpec {
         name: "input",
-        features,
+        features: &names,
         max_rows,
     };
     let Ok(parsed) = request.into_parsed(binary, &spec, &["label", "probabilities"]) else {
@@ -475,16 +477,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const SPEC: InputSpec<'static> = InputSpec {
-        name: "input",
-        features: 2,
-        max_rows: 3,
-    };
     const OUTPUTS: [&str; 2] = ["label", "probabilities"];
 
     fn parse_with(body: serde_json::Value, binary: &[u8]) -> Result<Parsed, ValidationError> {
         let req: InferRequest = serde_json::from_value(body).expect("a request");
-        req.into_parsed(binary, &SPEC, &OUTPUTS)
+        let features = ["a".to_string(), "b".to_string()];
+        let spec = InputSpec {
+            name: "input",
+            features: &features,
+            max_rows: 3,
+        };
+        req.into_parsed(binary, &spec, &OUTPUTS)
     }
 
     fn parse(body: serde_json::Value) -> Result<Parsed, ValidationError> {
@@ -616,7 +619,7 @@ mod tests {
             ),
             (
                 input(json!([1, 2]), "FP32", json!([1e39, 1])),
-                "row 0, feature 0 is not a finite",
+                "row 0, feature \"a\" is not a finite",
             ),
             (json!({"inputs": []}), "the request has 0"),
             (
@@ -651,7 +654,7 @@ mod tests {
             .iter()
             .flat_map(|x| x.to_le_bytes())
             .collect();
-        assert!(message(parse_with(body(8), &nan)).contains("row 0, feature 1"));
+        assert!(message(parse_with(body(8), &nan)).contains("row 0, feature \"b\""));
     }
 
     #[test]
