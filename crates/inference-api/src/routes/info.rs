@@ -21,6 +21,12 @@ pub(crate) async fn service_info(state: web::Data<AppState>) -> HttpResponse {
             {"method": "GET", "path": "/health", "description": "liveness"},
             {"method": "GET", "path": "/ready", "description": "200 once the model is loaded and warmed up"},
             {"method": "GET", "path": "/metrics", "description": "Prometheus metrics (OpenMetrics text)"},
+            {"method": "GET", "path": "/v2", "description": "Open Inference Protocol (V2): server metadata"},
+            {"method": "GET", "path": "/v2/health/live", "description": "V2 liveness"},
+            {"method": "GET", "path": "/v2/health/ready", "description": "V2 readiness"},
+            {"method": "GET", "path": "/v2/models/{name}[/versions/{version}]", "description": "V2 model metadata"},
+            {"method": "GET", "path": "/v2/models/{name}[/versions/{version}]/ready", "description": "V2 model readiness"},
+            {"method": "POST", "path": "/v2/models/{name}[/versions/{version}]/infer", "description": "V2 inference: JSON or binary tensors"},
         ],
     }))
 }
