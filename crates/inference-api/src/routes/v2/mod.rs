@@ -13,7 +13,7 @@ use crate::model::coalesce::Coalescer;
 use crate::state::{AppState, ServingModel, WorkerIndex};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use metrics_core::http::{LogFields, RequestId};
-use request::{InferRequest, InputSpec};
+use request::{InferRequest, InputSpec, shown};
 use response::Answer;
 use serde_json::json;
 use std::sync::Arc;
@@ -179,11 +179,6 @@ fn model<'a>(req: &HttpRequest, state: &'a AppState) -> Result<&'a Arc<ServingMo
         .into());
     }
     Ok(serving)
-}
-
-/// A client-given name as it appears in messages: at most 64 characters.
-fn shown(s: &str) -> String {
-    s.chars().take(64).collect()
 }
 
 /// Registers every V2 route, each answering 405 (in the V2 error shape) to other methods.

@@ -74,6 +74,11 @@ pub(crate) struct Parsed {
     pub(crate) outputs: Vec<Wanted>,
 }
 
+/// A client-given string as it appears in messages: at most 64 characters.
+pub(crate) fn shown(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
 fn invalid(message: String) -> ValidationError {
     ValidationError::new(ValidationCode::InvalidRequest, message)
 }
@@ -121,7 +126,8 @@ impl InferRequest {
         if tensor.name != input.name {
             return Err(invalid(format!(
                 "unknown input {:?}: the model's input is {:?}",
-                tensor.name, input.name
+                shown(&tensor.name),
+                input.name
             )));
         }
         let rows = tensor.rows(input)?;
@@ -155,7 +161,7 @@ impl InferRequest {
                 let output = names.iter().position(|n| *n == o.name).ok_or_else(|| {
                     invalid(format!(
                         "unknown output {:?}: the model's outputs are {}",
-                        o.name,
+                        shown(&o.name),
                         names
                             .iter()
                             .map(|n| format!("{n:?}"))
@@ -184,13 +190,11 @@ impl RequestInput {
         match self.datatype.as_str() {
             "FP32" => Ok(Float::F32),
             "FP64" => Ok(Float::F64),
-            other => {
-                let shown: String = other.chars().take(32).collect();
-                Err(invalid(format!(
-                    "input {:?} has datatype {shown:?}; the model takes FP32 (or FP64)",
-                    self.name
-                )))
-            }
+            other => Err(invalid(format!(
+                "input {:?} has datatype {:?}; the model takes FP32 (or FP64)",
+                self.name,
+                shown(other)
+            ))),
         }
     }
 
@@ -198,7 +202,11 @@ impl RequestInput {
     fn rows(&self, input: &InputSpec<'_>) -> Result<usize, ValidationError> {
         let f = input.features.len();
         let shape = &self.shape;
-        let shown = format!("{shape:?}");
+        let shown = if shape.len() <= 4 {
+            format!("{shape:?}")
+        } else {
+            format!("{:?} and {} more dimensions", &shape[..4], shape.len() - 4)
+        };
         let [rows, features] = shape[..] else {
             return Err(invalid(format!(
                 "input {:?} has shape {shown}; the model takes [rows, {f}]",
@@ -636,6 +644,10 @@ mod tests {
             let m = message(parse(body));
             assert!(m.contains(expected), "{shown}: {m}");
         }
+        // Names a client sends are cut short in messages.
+        let long = "x".repeat(10_000);
+        let body = json!({"inputs": [{"name": long, "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]});
+        assert!(message(parse(body)).len() < 200);
     }
 
     #[test]
