@@ -8,5 +8,6 @@ mod helpers;
 mod lifecycle;
 mod logging;
 mod metrics;
+mod openapi;
 mod predict;
 mod quality;
