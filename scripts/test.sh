@@ -27,6 +27,9 @@ scripts/check-kubernetes.sh
 stage "release binaries"
 cargo build --release --locked --workspace --bins
 
+stage "OpenAPI document (openapi-spec-validator, OpenAPI 3.1)"
+scripts/check-openapi.sh target/release/inference-api
+
 stage "fuzz the parsers (crates/fuzz: seed 1, 200,000 inputs per target)"
 target/release/fuzz
 

@@ -6,6 +6,12 @@ use crate::model::EngineError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+use utoipa::openapi::header::{Header, HeaderBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, Ref, Type};
+use utoipa::openapi::{ContentBuilder, RefOr, Response, ResponseBuilder};
+use utoipa::{IntoResponses, ToSchema};
 
 #[derive(thiserror::Error)]
 pub(crate) enum ApiError {
@@ -81,15 +87,68 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// The body of every error response.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "not_ready", "message": "the model is not loaded yet"}}))]
+pub(crate) struct ErrorBody<'a> {
     error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ErrorDetail<'a> {
+    /// What went wrong, for programs, e.g. `missing_feature`: each error response names its
+    /// codes.
     code: &'a str,
+    /// What went wrong, for people; a validation message names the feature and the batch row.
+    /// Never internal details.
     message: String,
+}
+
+/// OpenAPI responses carrying [`ErrorBody`], one per `(status, example code, description)`:
+/// the error statuses that several routes share are described once with this.
+pub(crate) fn error_responses(list: &[(u16, &str, &str)]) -> BTreeMap<String, RefOr<Response>> {
+    list.iter()
+        .map(|&(status, code, description)| {
+            let content = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .example(Some(json!({"error": {"code": code, "message": "…"}})))
+                .build();
+            let response = ResponseBuilder::new()
+                .description(description)
+                .content("application/json", content)
+                .build();
+            (status.to_string(), response.into())
+        })
+        .collect()
+}
+
+/// 503 `not_ready`, from every route that needs the model.
+pub(crate) struct NotReadyResponse;
+
+impl IntoResponses for NotReadyResponse {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut responses = error_responses(&[(
+            503,
+            "not_ready",
+            "`not_ready`: the model is not loaded yet (`GET /ready` says when it is)",
+        )]);
+        if let Some(RefOr::T(r)) = responses.get_mut("503") {
+            r.headers.insert("Retry-After".into(), retry_after_header());
+        }
+        responses
+    }
+}
+
+/// The `Retry-After: 1` header of a 503 answer.
+fn retry_after_header() -> Header {
+    HeaderBuilder::new()
+        .schema(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0)),
+        )
+        .description(Some("seconds to wait before retrying: always 1"))
+        .build()
 }
 
 impl ResponseError for ApiError {
@@ -176,9 +235,33 @@ impl std::fmt::Display for V2Error {
     }
 }
 
-#[derive(Serialize)]
-struct V2ErrorBody {
+/// The body of every error on an Open Inference Protocol (V2) route.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct V2ErrorBody {
+    /// What is wrong.
+    #[schema(example = "input \"input\" has shape [2, 30], which needs 60 values; data has 30")]
     error: String,
+}
+
+/// Error responses of V2 routes, by status and description, in the `V2ErrorBody` shape.
+pub(crate) fn v2_error_responses(list: &[(u16, &str)]) -> BTreeMap<String, RefOr<Response>> {
+    list.iter()
+        .map(|&(status, description)| {
+            let content = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("V2ErrorBody")))
+                .build();
+            let mut response = ResponseBuilder::new()
+                .description(description)
+                .content("application/json", content)
+                .build();
+            if matches!(status, 429 | 503) {
+                response
+                    .headers
+                    .insert("Retry-After".into(), retry_after_header());
+            }
+            (status.to_string(), response.into())
+        })
+        .collect()
 }
 
 impl ResponseError for V2Error {

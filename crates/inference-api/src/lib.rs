@@ -1,11 +1,12 @@
 //! Serves an ONNX tabular classifier over HTTP, instrumented for Prometheus.
 //!
-//! Only what another crate uses is `pub`: the binary (`configuration`, `startup`), the
-//! integration tests in `tests/api` (also fake engines: `model::{Engine, LoadedModel, Output}`,
-//! `model::manifest::Manifest`), traffic-gen's tests (`startup::Application`) and `crates/fuzz`
-//! ([`fast_path_agrees`], [`v2_infer_accepts`] and what they take, in `model::features`). The
-//! rest is `pub(crate)` or private, so the compiler reports whatever nothing uses. `unreachable_pub` flags a `pub` item
-//! that no other crate can reach.
+//! Only what another crate uses is `pub`: the binary (`configuration`, `startup`,
+//! `openapi::document`), the integration tests in `tests/api` (also fake engines:
+//! `model::{Engine, LoadedModel, Output}`, `model::manifest::Manifest`), traffic-gen's tests
+//! (`startup::Application`) and `crates/fuzz` ([`fast_path_agrees`], [`v2_infer_accepts`] and
+//! what they take, in `model::features`). The rest is `pub(crate)` or private, so the compiler
+//! reports whatever nothing uses. `unreachable_pub` flags a `pub` item that no other crate can
+//! reach.
 //!
 //! `routes` stays private: [`fast_path_agrees`] lives with the `/predict` body parser in
 //! `routes::predict::body`, [`v2_infer_accepts`] with the V2 request parser in
@@ -17,6 +18,7 @@ pub mod configuration;
 mod error;
 mod metrics;
 pub mod model;
+pub mod openapi;
 mod quality;
 mod routes;
 pub mod startup;

@@ -8,14 +8,49 @@
 //! internal error text.
 
 use crate::configuration::LimitSettings;
-use crate::error::ApiError;
-use crate::error::{ValidationCode, ValidationError};
+use crate::error::{ApiError, ValidationCode, ValidationError, error_responses};
 use actix_web::error::PayloadError;
 use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{HttpMessage, HttpRequest, web};
 use futures_util::StreamExt;
+use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
+use utoipa::openapi::{RefOr, Response};
+
+/// The errors of [`read`] and [`parse`] but 422 (its codes differ by route), for the OpenAPI
+/// document of every route that reads a JSON body.
+pub(crate) struct JsonBodyErrors;
+
+impl utoipa::IntoResponses for JsonBodyErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_responses(&[
+            (
+                400,
+                "malformed_json",
+                "`malformed_json`: the body is not JSON (numbers beyond the f64 range included)",
+            ),
+            (
+                408,
+                "body_timeout",
+                "`body_timeout`: the body arrived too slowly (`limits.body_read_timeout_seconds`, \
+                 `limits.body_min_bytes_per_second`); the connection is closed",
+            ),
+            (
+                413,
+                "payload_too_large",
+                "`payload_too_large`: the body is over `limits.max_body_bytes` (refused from \
+                 `Content-Length` before reading); the connection is closed",
+            ),
+            (
+                415,
+                "unsupported_media_type",
+                "`unsupported_media_type`: Content-Type missing or not JSON, or any \
+                 `Content-Encoding` (bodies are never decompressed)",
+            ),
+        ])
+    }
+}
 
 /// How long a body may take before the minimum rate applies.
 const RATE_GRACE: Duration = Duration::from_secs(2);

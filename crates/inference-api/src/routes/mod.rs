@@ -1,8 +1,8 @@
 //! One module per route.
 
-mod feedback;
-mod health;
-mod info;
+pub(crate) mod feedback;
+pub(crate) mod health;
+pub(crate) mod info;
 mod json;
 pub(crate) mod predict;
 mod serve;

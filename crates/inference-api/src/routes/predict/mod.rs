@@ -4,32 +4,50 @@
 pub(crate) mod body;
 mod fast_json;
 
+use super::json::JsonBodyErrors;
 use super::serve::{admitted, confidence, predict_rows};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody, NotReadyResponse};
 use crate::model::coalesce::Coalescer;
 use crate::model::features::Preprocessing;
 use crate::state::{AppState, ServingModel, WorkerIndex};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
-use body::PredictBody;
+use body::{PredictBody, PredictRequest};
 use metrics_core::http::{LogFields, RequestId};
 use serde::Serialize;
 use serde::ser::SerializeMap;
+use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::{PartialSchema, ToSchema};
 
-#[derive(Serialize)]
+/// The answer to `POST /predict`.
+#[derive(Serialize, ToSchema)]
 struct PredictResponse<'a> {
+    /// The model's name, from its manifest.
+    #[schema(example = "breast-cancer")]
     model: &'a str,
+    /// The model's version, from its manifest.
+    #[schema(example = "1.0.0")]
     version: &'a str,
+    /// The request's id (also in the `X-Request-Id` header): `POST /feedback` takes it.
     request_id: &'a str,
+    /// One prediction per row, in the order sent.
     predictions: Vec<RowPrediction<'a>>,
 }
 
-#[derive(Serialize)]
+/// The prediction for one row.
+#[derive(Serialize, ToSchema)]
 struct RowPrediction<'a> {
+    /// The predicted class name.
+    #[schema(example = "malignant")]
     label: &'a str,
+    /// The predicted class's index in the manifest's `classes`.
     class_index: usize,
     probabilities: Probabilities<'a>,
+    /// The largest probability.
+    #[schema(minimum = 0.0, maximum = 1.0)]
     confidence: f32,
 }
 
@@ -49,6 +67,60 @@ impl Serialize for Probabilities<'_> {
     }
 }
 
+impl ToSchema for Probabilities<'_> {}
+
+impl PartialSchema for Probabilities<'_> {
+    fn schema() -> RefOr<Schema> {
+        let probability = ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Float)))
+            .minimum(Some(0.0))
+            .maximum(Some(1.0));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "The probability of every class, by class name, in the manifest's class order",
+            ))
+            .additional_properties(Some(probability))
+            .examples([json!({"malignant": 0.02, "benign": 0.98})])
+            .into()
+    }
+}
+
+/// Predicts one row or a batch.
+///
+/// One row is `{"features": {name: value, …}}` with every feature by name (`GET /model` lists
+/// them) or `{"features": [v1, …]}` in the manifest's feature order; a batch is
+/// `{"instances": [row, …]}`, rows as objects or arrays, at most `limits.max_batch_rows`
+/// (default 1000). A missing or null feature is refused (422 `missing_feature`) or imputed,
+/// by `quality.missing_values`.
+#[utoipa::path(
+    post,
+    path = "/predict",
+    tag = "predict",
+    request_body(
+        content = PredictRequest,
+        content_type = "application/json",
+        example = json!({"features": [19.55, 28.77, 133.6, 1207.0, 0.0926, 0.2063, 0.1784, 0.1144,
+            0.1893, 0.06232, 0.8426, 1.199, 7.158, 106.4, 0.006356, 0.04765, 0.05765, 0.01975,
+            0.01584, 0.005217, 20.26, 35.22, 137.5, 1264.0, 0.1171, 0.4023, 0.3786, 0.1432,
+            0.2612, 0.08149]}),
+    ),
+    responses(
+        (status = 200, description = "one prediction per row", body = PredictResponse),
+        JsonBodyErrors,
+        (status = 422, body = ErrorBody, description = "validation: `wrong_feature_count`, \
+            `unknown_feature`, `missing_feature`, `non_numeric_value`, `non_finite_value` \
+            (outside the f32 range), `empty_batch`, `batch_too_large`, `invalid_request` \
+            (wrong shape); the message names the feature and the batch row"),
+        (status = 429, body = ErrorBody, description = "`overloaded`: `limits.max_in_flight` \
+            predictions already running; answered at once", headers(
+            ("Retry-After" = u32, description = "seconds to wait before retrying: always 1"))),
+        NotReadyResponse,
+        (status = 500, body = ErrorBody, description = "`model_error`: the model run failed \
+            (the details go to the log, never to the body)"),
+    ),
+)]
 pub(crate) async fn predict(
     req: HttpRequest,
     body: web::Payload,

@@ -11,13 +11,15 @@ use crate::model::features::FeatureMatrix;
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
+use utoipa::ToSchema;
 
 /// The request header giving the length of the JSON part of a binary request.
 pub(crate) const HEADER_LENGTH: &str = "inference-header-content-length";
 
 /// The JSON part of an inference request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct InferRequest {
+    /// Echoed in the response.
     pub(crate) id: Option<String>,
     #[serde(default)]
     parameters: Parameters,
@@ -26,24 +28,29 @@ pub(crate) struct InferRequest {
 }
 
 /// The parameters this server reads; any other is ignored.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 struct Parameters {
+    /// Request: answer every output in binary unless the output says otherwise.
     binary_data_output: Option<bool>,
+    /// Input: its data is this many bytes of the binary part instead of `data`.
     binary_data_size: Option<u64>,
+    /// Output: answer it in binary.
     binary_data: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 struct RequestInput {
     name: String,
     shape: Vec<i64>,
     datatype: String,
     #[serde(default)]
     parameters: Parameters,
+    /// Numbers, flat or nested in row-major order.
+    #[schema(value_type = Option<Vec<serde_json::Value>>)]
     data: Option<FlatData>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 struct RequestOutput {
     name: String,
     #[serde(default)]

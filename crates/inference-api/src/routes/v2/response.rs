@@ -7,12 +7,14 @@ use crate::model::Predictions;
 use actix_web::HttpResponse;
 use actix_web::http::header::ContentType;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// The index of the label output in the model's outputs (the probabilities are the other).
 const LABEL: usize = 0;
 
-#[derive(Serialize)]
-struct InferResponse<'a> {
+/// The JSON part of an inference response.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct InferResponse<'a> {
     model_name: &'a str,
     model_version: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -20,7 +22,7 @@ struct InferResponse<'a> {
     outputs: Vec<ResponseOutput<'a>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ResponseOutput<'a> {
     name: &'a str,
     datatype: &'static str,
@@ -31,12 +33,13 @@ struct ResponseOutput<'a> {
     data: Option<Data<'a>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct BinaryParameters {
     binary_data_size: usize,
 }
 
-#[derive(Serialize)]
+/// INT64 labels or FP32 probabilities, flat in row-major order.
+#[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 enum Data<'a> {
     Labels(&'a [usize]),
