@@ -78,7 +78,7 @@ render() {  # render <data.json> <template name> [text|html]
 templates_ok() {
   # The default runbook base: the gateway's rendered copy of RUNBOOK.md (docker-compose.yml).
   local out ok=0 runbook='http://127.0.0.1:8080/RUNBOOK.md#higherrorrate'
-  local summary='12.5% of /predict calls fail on inference-api'
+  local summary='12.5% of prediction calls fail on inference-api'
   local dash='http://127.0.0.1:3000/d/modelwatch-inference-api'
   expect() {  # expect <what> <output> <needle>...
     local what="$1" text="$2"; shift 2

@@ -27,11 +27,17 @@ scripts/check-kubernetes.sh
 stage "release binaries"
 cargo build --release --locked --workspace --bins
 
+stage "OpenAPI document (openapi-spec-validator, OpenAPI 3.1)"
+scripts/check-openapi.sh target/release/inference-api
+
 stage "fuzz the parsers (crates/fuzz: seed 1, 200,000 inputs per target)"
 target/release/fuzz
 
 stage "attack suite (release builds)"
 scripts/attack.sh
+
+stage "Open Inference Protocol (V2) with a real V2 client (release build)"
+scripts/v2-client-test.sh
 
 stage "end to end"
 scripts/e2e.sh

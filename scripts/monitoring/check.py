@@ -21,6 +21,8 @@
   references, relative time ranges, noData/execErr states, dashboard/panel links), contact
   points and the notification policy, no `$` in fields Grafana env-interpolates;
 - Grafana rules vs Prometheus alerts: same query, operator, threshold, `for`, severity, runbook;
+- prediction routes: every `route` matcher that names a prediction route (/predict, a V2
+  .../infer) in rules, Grafana rules and dashboards is PREDICT_ROUTE_MATCHER of dashboards.py;
 - Prometheus rules: recording names level:metric:operations, every alert with `for`,
   `severity`, `summary`, `description`, `runbook_url` pointing at a RUNBOOK.md heading, and the
   thresholds table in RUNBOOK.md equal to the rules; recorded series used anywhere are defined;
@@ -43,6 +45,8 @@ import sys
 from pathlib import Path
 
 import yaml
+
+from dashboards import PREDICT_ROUTE_MATCHER
 
 ROOT = Path(os.environ.get("MODELWATCH_ROOT", Path(__file__).resolve().parents[2]))
 PROM = ROOT / "prometheus"
@@ -574,6 +578,26 @@ def check_grafana_vs_prometheus(p: Problems) -> None:
             p.add(rw, "condition must be the threshold step")
 
 
+ROUTE_MATCHER = re.compile(r'\broute\s*(?P<op>=~|!~|!=|=)\s*"(?P<value>(?:[^"\\]|\\.)*)"')
+
+
+def check_prediction_routes(p: Problems) -> None:
+    """Every `route` label matcher that names a prediction route (its value mentions `predict`
+    or `infer`) is the one matcher of all prediction routes, PREDICT_ROUTE_MATCHER
+    (scripts/monitoring/dashboards.py): an alert, recording rule or panel left on
+    route="/predict" would miss the V2 routes."""
+    for e in extract_expressions():
+        for m in ROUTE_MATCHER.finditer(e["expr"]):
+            if not re.search(r"predict|infer", m.group("value")):
+                continue
+            found = f'route{m.group("op")}"{m.group("value")}"'
+            if found != PREDICT_ROUTE_MATCHER:
+                where = f"{e['file']} {e.get('name') or e.get('panel')}" + (
+                    f" [{e['ref_id']}]" if e.get("ref_id") else "")
+                p.add(where, f"route matcher {found} is not the prediction routes' {PREDICT_ROUTE_MATCHER} "
+                             "(scripts/monitoring/dashboards.py PREDICT_ROUTES)")
+
+
 def runbook_anchors() -> set[str]:
     anchors = set()
     for line in RUNBOOK.read_text().splitlines():
@@ -588,7 +612,8 @@ def thresholds_table() -> dict[str, dict]:
     """The RUNBOOK.md thresholds table: | Alert | Expression | For | Severity | ... |"""
     rows = {}
     for line in RUNBOOK.read_text().splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else []
+        # Cells split at unescaped pipes: a `\|` (in an expression's regex) stays in its cell.
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))] if line.startswith("|") else []
         if len(cells) >= 4 and cells[0].startswith("[") and "`" in cells[1]:
             name = re.match(r"\[([^\]]+)\]", cells[0]).group(1)
             expr = cells[1].strip().strip("`").replace("\\|", "|")
@@ -858,6 +883,8 @@ def run_checks() -> int:
     print("checked: grafana rules vs prometheus alerts")
     check_prometheus_rules(p)
     print("checked: prometheus rules, RUNBOOK.md anchors and thresholds table")
+    check_prediction_routes(p)
+    print("checked: one route matcher for the prediction routes everywhere")
     check_routing_table(p)
     print("checked: RUNBOOK.md routing column vs alertmanager.yml routes")
     check_wiring(p)

@@ -27,6 +27,17 @@ INFERENCE_UID = "modelwatch-inference-api"
 SYSTEM_UID = "modelwatch-system"
 QUALITY_UID = "modelwatch-model-quality"
 
+# The prediction routes: POST /predict and the Open Inference Protocol's
+# POST /v2/models/{name}[/versions/{version}]/infer. `route` is the actix route TEMPLATE
+# (literally "/v2/models/{name}/infer"), and PromQL regexes are fully anchored, so this matches
+# those three templates and no other route (not /v2/models/{name}/ready, /v2/health/ready,
+# /feedback, /metrics, unmatched). HighErrorRate, HighLatencyP99 and their recording rules
+# (prometheus/rules/), the Grafana-managed copies and the RUNBOOK.md thresholds table write the
+# same matcher; scripts/monitoring/check.py fails on any other route matcher that names a
+# prediction route.
+PREDICT_ROUTES = "/predict|/v2/models/.+/infer"
+PREDICT_ROUTE_MATCHER = f'route=~"{PREDICT_ROUTES}"'
+
 # Panel ids the Grafana alert rules link to (dashboardUid/panelId). Keep them stable.
 PANEL_ERROR_RATIO = 4
 PANEL_LATENCY = 6
@@ -177,8 +188,9 @@ def inference_api() -> dict:
               (0, 1, 6, 4),
               [target(f"sum(rate(inference_http_requests_total{{{I}}}[$__rate_interval]))")],
               "reqps"),
-        panel(2, "stat", "Predict error ratio (5m)",
-              "Share of /predict responses that were not 2xx over 5 minutes, all replicas "
+        panel(2, "stat", "Prediction error ratio (5m)",
+              "Share of the responses to the prediction routes (/predict and the V2 .../infer "
+              "routes together) that were not 2xx over 5 minutes, all replicas "
               "(job:inference_predict_errors:ratio_rate5m). HighErrorRate fires above 5% for 2m.",
               (6, 1, 6, 4),
               [target("job:inference_predict_errors:ratio_rate5m")],
@@ -200,14 +212,15 @@ def inference_api() -> dict:
               [target(f"sum by (route) (rate(inference_http_requests_total{{{I}}}[$__rate_interval]))",
                       "{{route}}")],
               "reqps"),
-        panel(PANEL_ERROR_RATIO, "timeseries", "Predict error ratio",
-              "Non-2xx share of /predict responses. 'all replicas' is the series HighErrorRate "
+        panel(PANEL_ERROR_RATIO, "timeseries", "Prediction error ratio",
+              "Non-2xx share of the responses to the prediction routes (/predict and the V2 "
+              ".../infer routes together). 'all replicas' is the series HighErrorRate "
               "(Prometheus and Grafana) alerts on, threshold 5%; per-instance lines use the "
               "dashboard's instance selection.",
               (12, 5, 12, 8),
               [target("job:inference_predict_errors:ratio_rate5m", "all replicas (alerted)"),
-               target(f'sum by (instance) (rate(inference_http_requests_total{{route="/predict", status!~"2..", {I}}}[$__rate_interval]))'
-                      f' / sum by (instance) (rate(inference_http_requests_total{{route="/predict", {I}}}[$__rate_interval]))',
+               target(f'sum by (instance) (rate(inference_http_requests_total{{{PREDICT_ROUTE_MATCHER}, status!~"2..", {I}}}[$__rate_interval]))'
+                      f' / sum by (instance) (rate(inference_http_requests_total{{{PREDICT_ROUTE_MATCHER}, {I}}}[$__rate_interval]))',
                       "{{instance}}", ref="B")],
               "percentunit", min=0, thresholds=thresholds((0.05, "red")), threshold_line=True),
         panel(8, "timeseries", "Errors by kind",
@@ -221,13 +234,14 @@ def inference_api() -> dict:
               [target(f"sum by (status) (rate(inference_http_requests_total{{{I}}}[$__rate_interval]))", "{{status}}")],
               "reqps"),
         row(101, "Latency", 21),
-        panel(PANEL_LATENCY, "timeseries", "Predict latency p50 / p95 / p99",
-              "Quantiles of the /predict response time over 5 minutes, all replicas (recorded "
-              "series). HighLatencyP99 fires when p99 stays above 500 ms for 2m.",
+        panel(PANEL_LATENCY, "timeseries", "Prediction latency p50 / p95 / p99 by route",
+              "Quantiles of the response time of each prediction route (/predict and the V2 "
+              ".../infer routes) over 5 minutes, all replicas (recorded series). HighLatencyP99 "
+              "fires for a route whose p99 stays above 500 ms for 2m.",
               (0, 22, 12, 8),
-              [target('job_route:inference_http_request_duration_seconds:p50_rate5m{route="/predict"}', "p50"),
-               target('job_route:inference_http_request_duration_seconds:p95_rate5m{route="/predict"}', "p95", ref="B"),
-               target('job_route:inference_http_request_duration_seconds:p99_rate5m{route="/predict"}', "p99 (alerted)", ref="C")],
+              [target(f"job_route:inference_http_request_duration_seconds:p50_rate5m{{{PREDICT_ROUTE_MATCHER}}}", "p50 {{route}}"),
+               target(f"job_route:inference_http_request_duration_seconds:p95_rate5m{{{PREDICT_ROUTE_MATCHER}}}", "p95 {{route}}", ref="B"),
+               target(f"job_route:inference_http_request_duration_seconds:p99_rate5m{{{PREDICT_ROUTE_MATCHER}}}", "p99 {{route}} (alerted)", ref="C")],
               "s", min=0, thresholds=thresholds((0.5, "red")), threshold_line=True),
         panel(10, "timeseries", "p99 latency by route and instance",
               "99th percentile of the response time per route template and replica.",

@@ -25,7 +25,10 @@ import harness  # noqa: E402
 
 # The labels Prometheus (or Grafana) gives each alert, as the rules write them.
 API_DOWN = {"alertname": "InferenceApiDown", "severity": "critical", "job": "inference-api"}
+# HighLatencyP99 is one alert per prediction route (its `route` label is the route template).
 LATENCY = {"alertname": "HighLatencyP99", "severity": "warning", "job": "inference-api", "route": "/predict"}
+LATENCY_V2 = {"alertname": "HighLatencyP99", "severity": "warning", "job": "inference-api",
+              "route": "/v2/models/{name}/versions/{version}/infer"}
 REPLICA_LOST = {"alertname": "InferenceApiReplicaLost", "severity": "warning", "job": "inference-api"}
 EXPORTER_DOWN = {"alertname": "ExporterDown", "severity": "warning", "job": "exporter", "instance": "exporter:9101"}
 DRIFT = {"alertname": "DataDriftDetected", "severity": "warning", "model": "breast-cancer"}
@@ -63,10 +66,11 @@ class RunningAlertmanager:
         r.raise_for_status()
 
     def inhibited(self) -> dict[str, bool]:
-        """alertname (+ source) -> muted by an inhibit rule."""
+        """alertname (+ route, + source) -> muted by an inhibit rule."""
         out = {}
         for a in requests.get(f"{self.base}/api/v2/alerts", timeout=5).json():
-            key = a["labels"]["alertname"] + (" (grafana)" if a["labels"].get("source") == "grafana" else "")
+            key = (a["labels"]["alertname"] + (f" {a['labels']['route']}" if "route" in a["labels"] else "")
+                   + (" (grafana)" if a["labels"].get("source") == "grafana" else ""))
             out[key] = bool(a["status"]["inhibitedBy"])
         return out
 
@@ -97,10 +101,12 @@ class Inhibition(unittest.TestCase):
         self.assertEqual({k for k, v in state.items() if v}, muted, f"muted alerts; all: {state}")
 
     def test_api_down_mutes_only_the_warnings_of_its_own_job(self):
-        # Prometheus alerting works (Watchdog), the API is down: its latency and replica warnings
-        # are muted; the exporter's warning (other job) and the warnings without a job are not.
-        self.check([WATCHDOG, API_DOWN, LATENCY, REPLICA_LOST, EXPORTER_DOWN, DRIFT, ACCURACY, STALE, DISK],
-                   muted={"HighLatencyP99", "InferenceApiReplicaLost"})
+        # Prometheus alerting works (Watchdog), the API is down: its latency warnings (every
+        # prediction route) and replica warning are muted; the exporter's warning (other job) and
+        # the warnings without a job are not.
+        self.check([WATCHDOG, API_DOWN, LATENCY, LATENCY_V2, REPLICA_LOST, EXPORTER_DOWN, DRIFT, ACCURACY, STALE, DISK],
+                   muted={"HighLatencyP99 /predict", "HighLatencyP99 /v2/models/{name}/versions/{version}/infer",
+                          "InferenceApiReplicaLost"})
 
     def test_grafana_datasource_error_mutes_no_model_quality_warning(self):
         # Prometheus is down (no Watchdog): Grafana's rules notify, and one of them cannot query
@@ -109,7 +115,7 @@ class Inhibition(unittest.TestCase):
         self.check([DATASOURCE_ERROR, DRIFT, ACCURACY, STALE, DISK, GRAFANA_LATENCY], muted=set())
 
     def test_watchdog_mutes_the_grafana_copies_only(self):
-        self.check([WATCHDOG, GRAFANA_LATENCY, DATASOURCE_ERROR, LATENCY, DRIFT],
+        self.check([WATCHDOG, GRAFANA_LATENCY, DATASOURCE_ERROR, LATENCY, LATENCY_V2, DRIFT],
                    muted={"HighLatencyP99 (grafana)", "DatasourceError (grafana)"})
 
 

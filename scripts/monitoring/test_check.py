@@ -23,6 +23,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
 import check  # noqa: E402
+import dashboards  # noqa: E402
 
 
 class MetricNames(unittest.TestCase):
@@ -84,6 +85,26 @@ class GrafanaQueries(unittest.TestCase):
     def test_variable_selector(self):
         self.assertEqual(check.variable_selector('label_values(up{job="x"}, instance)'), 'up{job="x"}')
         self.assertIsNone(check.variable_selector("label_names()"))
+
+
+class PredictionRoutes(unittest.TestCase):
+    """PREDICT_ROUTES against the API's route templates (the `route` label's values). PromQL
+    regexes are fully anchored (RE2): fullmatch here; promtool cases prove it in PromQL."""
+
+    PREDICTION = ["/predict", "/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"]
+    OTHER = ["/", "/feedback", "/model", "/health", "/ready", "/metrics", "unmatched", "/v2",
+             "/v2/health/live", "/v2/health/ready", "/v2/models/{name}", "/v2/models/{name}/ready",
+             "/v2/models/{name}/versions/{version}", "/v2/models/{name}/versions/{version}/ready"]
+
+    def test_matches_every_prediction_route_and_no_other(self):
+        regex = re.compile(dashboards.PREDICT_ROUTES)
+        for route in self.PREDICTION:
+            self.assertTrue(regex.fullmatch(route), route)
+        for route in self.OTHER:
+            self.assertFalse(regex.fullmatch(route), route)
+
+    def test_one_matcher(self):
+        self.assertEqual(dashboards.PREDICT_ROUTE_MATCHER, f'route=~"{dashboards.PREDICT_ROUTES}"')
 
 
 COPIED = ["prometheus", "alertmanager", "grafana-provisioning", "docker", "docker-compose.yml",
@@ -187,6 +208,23 @@ class StructuralChecksFail(unittest.TestCase):
     def test_runbook_table_differs_from_rule(self):
         self.edit("RUNBOOK.md", r"\| `2m` \| `critical`", "| `3m` | `critical`")
         self.assertFailsWith("HighErrorRate: for '3m' != rule '2m'")
+
+    def test_runbook_table_pipe_not_escaped(self):
+        # An unescaped pipe in the regex ends the table cell (GitHub and check.py alike).
+        self.edit("RUNBOOK.md", r'"/predict\\\|/v2/models', '"/predict|/v2/models')
+        self.assertFailsWith("HighLatencyP99: expression")
+
+    def test_rule_left_on_the_predict_route_only(self):
+        self.edit("prometheus/rules/recording.yml",
+                  r'inference_http_requests_total\{route=~"/predict\|/v2/models/\.\+/infer"\}',
+                  'inference_http_requests_total{route="/predict"}')
+        self.assertFailsWith('job:inference_predict_requests:rate5m: route matcher route="/predict" '
+                             "is not the prediction routes'")
+
+    def test_panel_with_another_prediction_route_regex(self):
+        self.edit(self.API_DASH, r'p99_rate5m\{route=~\\"/predict\|/v2/models/\.\+/infer\\"\}',
+                  r'p99_rate5m{route=~\\"/predict|/v2/.+/infer\\"}')
+        self.assertFailsWith('route matcher route=~"/predict|/v2/.+/infer" is not the prediction routes\'')
 
     def test_alert_without_runbook_heading(self):
         self.edit("prometheus/rules/alerts.yml", r"RUNBOOK.md#diskspacelow", "RUNBOOK.md#disk")

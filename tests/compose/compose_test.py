@@ -4,7 +4,7 @@ Runs the project's own docker-compose.yml with tests/compose/docker-compose.stan
 for the third-party images, made by tests/compose/images.sh) under the project name
 `modelwatch-test`, and checks: the images build from docker/Dockerfile; every container becomes
 healthy; every Prometheus target is up; POST /predict on 127.0.0.1:8000 classifies the held-out
-rows as validated; the demo traffic shows in the API's metrics; the exporter reports the host's
+rows as validated, and the Open Inference Protocol with binary tensors gives the same classes; the demo traffic shows in the API's metrics; the exporter reports the host's
 root filesystem; logs are bounded; the models come read-only from the checkout; three replicas
 are all scraped and all served through :8000; stopping one of them delivers InferenceApiReplicaLost
 by email and to Slack; stopping the API delivers InferenceApiDown by email and to Slack, and the
@@ -22,6 +22,7 @@ import json
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -194,8 +195,20 @@ class ComposeTest:
         one = requests.post(f"{API}/predict", json={"features": features[right]}, timeout=10)
         assert one.status_code == 200, f"POST /predict (one row): {one.status_code} {one.text[:300]}"
         assert one.json()["predictions"][0]["label"] == labels[right], one.text[:300]
+        # The same rows through the gateway with the Open Inference Protocol's binary tensors.
+        binary = struct.pack(f"<{len(features) * 30}f", *(x for row in features for x in row))
+        head = json.dumps({"inputs": [{"name": "input", "shape": [len(features), 30], "datatype": "FP32",
+                                       "parameters": {"binary_data_size": len(binary)}}],
+                           "outputs": [{"name": "label", "parameters": {"binary_data": True}}]}).encode()
+        v2 = requests.post(f"{API}/v2/models/{manifest['name']}/infer", data=head + binary, timeout=10,
+                           headers={"Inference-Header-Content-Length": str(len(head))})
+        assert v2.status_code == 200, f"V2 infer (binary): {v2.status_code} {v2.text[:300]}"
+        n = int(v2.headers["Inference-Header-Content-Length"])
+        v2_classes = list(struct.unpack(f"<{len(features)}q", v2.content[n:]))
+        classes = [p["class_index"] for p in r.json()["predictions"]]
+        assert v2_classes == classes, f"V2 classes differ from /predict's: {v2_classes[:10]} vs {classes[:10]}"
         return (f"held-out row {right} -> {labels[right]!r}; all {len(rows)} rows at accuracy {accuracy:.5f} "
-                f"(manifest {wanted})")
+                f"(manifest {wanted}); the same classes through the V2 protocol with binary tensors")
 
     def demo_traffic(self) -> str:
         def seen():
@@ -332,7 +345,7 @@ class ComposeTest:
                 self.skip_rest(["the rest"], "the stack is not healthy")
             else:
                 self.check("every Prometheus target up", self.targets_up)
-                self.check("POST /predict on 127.0.0.1:8000 gives the validated classes", self.predict)
+                self.check("POST /predict and V2 infer on 127.0.0.1:8000 give the validated classes", self.predict)
                 self.check("demo traffic shows in the API's metrics", self.demo_traffic)
                 self.check("exporter reports the host's root filesystem", self.exporter_host_root)
                 self.check("every container's log is bounded", self.logs_bounded)

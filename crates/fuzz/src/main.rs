@@ -7,6 +7,9 @@
 //! - `predict_body`: a `/predict` body never panics the parser, and whenever the fast path
 //!   accepts a body, serde_json and validation accept it too with the same matrix, bit for bit
 //!   (`inference_api::fast_path_agrees`);
+//! - `v2_infer`: an Open Inference Protocol inference request (JSON, or a JSON header and binary
+//!   tensors) never panics the parser, and every request it accepts gives `rows × 30` finite
+//!   values and only outputs the model has (`inference_api::v2_infer_accepts`);
 //! - `manifest`: a `model.json` never panics either manifest parser, and every manifest the API
 //!   accepts the exporter accepts too;
 //! - `scenario`: a traffic scenario file never panics the plan parser or its validation.
@@ -18,8 +21,8 @@
 //! are written to `target/fuzz/findings/`; the exit code is 1 when there is any.
 
 use clap::Parser;
-use inference_api::fast_path_agrees;
 use inference_api::model::features::{FeatureSchema, MissingPolicy, Preprocessing};
+use inference_api::{fast_path_agrees, v2_infer_accepts};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -124,6 +127,11 @@ fn targets() -> Vec<Target> {
                 };
                 fast_path_agrees(data, how).map(|_| ())
             }),
+        },
+        Target {
+            name: "v2_infer",
+            extra_seeds: &[],
+            check: Box::new(|data: &[u8]| v2_infer_accepts(data, 30, 1000).map(|_| ())),
         },
         Target {
             name: "manifest",

@@ -6,12 +6,18 @@ use crate::model::EngineError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+use utoipa::openapi::header::{Header, HeaderBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, Ref, Type};
+use utoipa::openapi::{ContentBuilder, RefOr, Response, ResponseBuilder};
+use utoipa::{IntoResponses, ToSchema};
 
 #[derive(thiserror::Error)]
 pub(crate) enum ApiError {
     #[error("the body is not valid JSON: {0}")]
     MalformedJson(String),
-    #[error("send the body as application/json (got {0})")]
+    #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("the body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -25,6 +31,8 @@ pub(crate) enum ApiError {
     NotReady,
     #[error("no route for {0}")]
     NotFound(String),
+    #[error("{0}")]
+    UnknownModel(String),
     #[error("method not allowed on this route")]
     MethodNotAllowed,
     #[error("{0}")]
@@ -58,7 +66,7 @@ impl ApiError {
             Self::Validation(_) => ErrorKind::Validation,
             Self::Overloaded => ErrorKind::Overloaded,
             Self::NotReady => ErrorKind::NotReady,
-            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::NotFound(_) | Self::UnknownModel(_) => ErrorKind::NotFound,
             Self::MethodNotAllowed => ErrorKind::MethodNotAllowed,
             Self::UnknownPrediction(_) => ErrorKind::NotFound,
             Self::AlreadyLabelled(_) => ErrorKind::Conflict,
@@ -72,21 +80,75 @@ impl ApiError {
             Self::Validation(v) => v.code.as_str(),
             Self::Model(_) => "model_error",
             Self::UnknownPrediction(_) => "unknown_prediction",
+            Self::UnknownModel(_) => "unknown_model",
             Self::AlreadyLabelled(_) => "already_labelled",
             other => other.kind().as_str(),
         }
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// The body of every error response.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "not_ready", "message": "the model is not loaded yet"}}))]
+pub(crate) struct ErrorBody<'a> {
     error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ErrorDetail<'a> {
+    /// What went wrong, for programs, e.g. `missing_feature`: each error response names its
+    /// codes.
     code: &'a str,
+    /// What went wrong, for people; a validation message names the feature and the batch row.
+    /// Never internal details.
     message: String,
+}
+
+/// OpenAPI responses carrying [`ErrorBody`], one per `(status, example code, description)`:
+/// the error statuses that several routes share are described once with this.
+pub(crate) fn error_responses(list: &[(u16, &str, &str)]) -> BTreeMap<String, RefOr<Response>> {
+    list.iter()
+        .map(|&(status, code, description)| {
+            let content = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .example(Some(json!({"error": {"code": code, "message": "…"}})))
+                .build();
+            let response = ResponseBuilder::new()
+                .description(description)
+                .content("application/json", content)
+                .build();
+            (status.to_string(), response.into())
+        })
+        .collect()
+}
+
+/// 503 `not_ready`, from every route that needs the model.
+pub(crate) struct NotReadyResponse;
+
+impl IntoResponses for NotReadyResponse {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut responses = error_responses(&[(
+            503,
+            "not_ready",
+            "`not_ready`: the model is not loaded yet (`GET /ready` says when it is)",
+        )]);
+        if let Some(RefOr::T(r)) = responses.get_mut("503") {
+            r.headers.insert("Retry-After".into(), retry_after_header());
+        }
+        responses
+    }
+}
+
+/// The `Retry-After: 1` header of a 503 answer.
+fn retry_after_header() -> Header {
+    HeaderBuilder::new()
+        .schema(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0)),
+        )
+        .description(Some("seconds to wait before retrying: always 1"))
+        .build()
 }
 
 impl ResponseError for ApiError {
@@ -99,7 +161,7 @@ impl ResponseError for ApiError {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
             Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::UnknownModel(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnknownPrediction(_) => StatusCode::NOT_FOUND,
             Self::AlreadyLabelled(_) => StatusCode::CONFLICT,
@@ -108,16 +170,27 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        self.respond(
+            self.status_code(),
+            ErrorBody {
+                error: ErrorDetail {
+                    code: self.code(),
+                    message: self.to_string(),
+                },
+            },
+        )
+    }
+}
+
+impl ApiError {
+    /// The response for this error with `status` and `body`: the one place that logs model
+    /// errors, sets `Retry-After` and closes connections whose body was left unread, and tags the
+    /// response with the kind the error-counting middleware counts.
+    fn respond(&self, status: StatusCode, body: impl Serialize) -> HttpResponse {
         if matches!(self, Self::Model(_)) {
             tracing::error!(error.cause_chain = ?self, error.message = %self, "request failed");
         }
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code(),
-                message: self.to_string(),
-            },
-        };
-        let mut res = HttpResponse::build(self.status_code()).json(body);
+        let mut res = HttpResponse::build(status).json(body);
         if matches!(self, Self::Overloaded | Self::NotReady) {
             res.headers_mut().insert(
                 actix_web::http::header::RETRY_AFTER,
@@ -135,6 +208,77 @@ impl ResponseError for ApiError {
         // Read by the error-counting middleware, so every error is counted in one place.
         res.extensions_mut().insert(self.kind());
         res
+    }
+}
+
+/// An [`ApiError`] on an Open Inference Protocol (V2) route: the body is the protocol's
+/// `{"error": "..."}`, and a request the protocol calls bad (malformed JSON, a validation
+/// failure) is a 400 instead of 422. Every other status is [`ApiError`]'s.
+#[derive(Debug)]
+pub(crate) struct V2Error(pub(crate) ApiError);
+
+impl From<ApiError> for V2Error {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<ValidationError> for V2Error {
+    fn from(e: ValidationError) -> Self {
+        Self(ApiError::Validation(e))
+    }
+}
+
+impl std::fmt::Display for V2Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The body of every error on an Open Inference Protocol (V2) route.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct V2ErrorBody {
+    /// What is wrong.
+    #[schema(example = "input \"input\" has shape [2, 30], which needs 60 values; data has 30")]
+    error: String,
+}
+
+/// Error responses of V2 routes, by status and description, in the `V2ErrorBody` shape.
+pub(crate) fn v2_error_responses(list: &[(u16, &str)]) -> BTreeMap<String, RefOr<Response>> {
+    list.iter()
+        .map(|&(status, description)| {
+            let content = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("V2ErrorBody")))
+                .build();
+            let mut response = ResponseBuilder::new()
+                .description(description)
+                .content("application/json", content)
+                .build();
+            if matches!(status, 429 | 503) {
+                response
+                    .headers
+                    .insert("Retry-After".into(), retry_after_header());
+            }
+            (status.to_string(), response.into())
+        })
+        .collect()
+}
+
+impl ResponseError for V2Error {
+    fn status_code(&self) -> StatusCode {
+        match &self.0 {
+            ApiError::MalformedJson(_) | ApiError::Validation(_) => StatusCode::BAD_REQUEST,
+            other => other.status_code(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.0.respond(
+            self.status_code(),
+            V2ErrorBody {
+                error: self.0.to_string(),
+            },
+        )
     }
 }
 
@@ -219,5 +363,27 @@ mod tests {
             (e.status_code().as_u16(), e.code(), e.kind()),
             (422, "empty_batch", ErrorKind::Validation)
         );
+    }
+
+    #[test]
+    fn v2_errors_are_400_for_bad_requests_and_keep_every_other_status() {
+        let bad = V2Error(ApiError::Validation(ValidationError::new(
+            ValidationCode::InvalidRequest,
+            "x",
+        )));
+        assert_eq!(bad.status_code(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            V2Error(ApiError::MalformedJson("x".into())).status_code(),
+            StatusCode::BAD_REQUEST
+        );
+        for e in [
+            ApiError::UnknownModel("x".into()),
+            ApiError::Overloaded,
+            ApiError::NotReady,
+            ApiError::PayloadTooLarge { limit: 1 },
+        ] {
+            let status = e.status_code();
+            assert_eq!(V2Error(e).status_code(), status);
+        }
     }
 }

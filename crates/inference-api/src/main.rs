@@ -27,10 +27,24 @@ enum Command {
         #[arg(long, default_value = "/health")]
         path: String,
     },
+    /// Print the API's OpenAPI 3.1 document (what GET /openapi.json serves) and exit.
+    Openapi,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        return match inference_api::openapi::document() {
+            Ok(doc) => {
+                println!("{doc}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot render the OpenAPI document: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let settings = match get_configuration() {
         Ok(s) => s,
         Err(e) => {

@@ -5,12 +5,14 @@ use crate::error::ApiError;
 use crate::metrics::{ErrorKind, InferenceMetrics};
 use crate::model::coalesce::Coalescer;
 use crate::model::{load_bundle, loader};
-use crate::routes;
+use crate::openapi::{self, RenderedDocument, openapi_json};
+use crate::routes::{self, v2};
 use crate::state::{AppState, WorkerIndex};
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, FromRequest, Handler, HttpServer, Responder, Route, web};
 use metrics_core::exposition::metrics_endpoint;
 use metrics_core::http::{ObserveHttp, route_template};
 use prometheus_client::registry::Registry;
@@ -81,6 +83,7 @@ impl Application {
             workers,
         ));
         let registry = web::Data::new(registry);
+        let document = web::Data::new(RenderedDocument(openapi::document()?.into()));
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .map_err(|e| {
@@ -106,21 +109,8 @@ impl Application {
                 .app_data(registry.clone())
                 .app_data(web::Data::new(worker))
                 .app_data(web::Data::new(coalescer))
-                .service(
-                    web::resource("/predict")
-                        .route(web::post().to(routes::predict))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/feedback")
-                        .route(web::post().to(routes::feedback))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(get("/", routes::service_info))
-                .service(get("/model", routes::model_manifest))
-                .service(get("/health", routes::health))
-                .service(get("/ready", routes::ready))
-                .service(get("/metrics", metrics_endpoint))
+                .app_data(document.clone())
+                .configure(|cfg| api_routes().register(cfg))
                 .default_service(web::to(routes::not_found))
         })
         .workers(workers)
@@ -182,15 +172,88 @@ impl Application {
     }
 }
 
-fn get<F, Args>(path: &str, handler: F) -> actix_web::Resource
-where
-    F: actix_web::Handler<Args>,
-    Args: actix_web::FromRequest + 'static,
-    F::Output: actix_web::Responder + 'static,
-{
-    web::resource(path)
-        .route(web::get().to(handler))
-        .default_service(web::to(method_not_allowed))
+/// Every route the API serves, in one table: the app registers exactly these, and a test
+/// compares them with the OpenAPI document (`openapi::tests`). Add a route here, and its
+/// handler to `openapi::ApiDoc`.
+pub(crate) fn api_routes() -> RouteTable {
+    let mut table = RouteTable::default();
+    table
+        .add(Method::POST, "/predict", routes::predict)
+        .add(Method::POST, "/feedback", routes::feedback)
+        .add(Method::GET, "/", routes::service_info)
+        .add(Method::GET, "/model", routes::model_manifest)
+        .add(Method::GET, "/health", routes::health)
+        .add(Method::GET, "/ready", routes::ready)
+        .add(Method::GET, "/metrics", metrics_endpoint)
+        .add(Method::GET, "/openapi.json", openapi_json)
+        .add(Method::GET, "/v2", v2::server_metadata)
+        .add(Method::GET, "/v2/health/live", v2::live)
+        .add(Method::GET, "/v2/health/ready", v2::ready)
+        .add(Method::GET, "/v2/models/{name}", v2::model_metadata)
+        .add(Method::GET, "/v2/models/{name}/ready", v2::model_ready)
+        .add(Method::POST, "/v2/models/{name}/infer", v2::infer)
+        .add(
+            Method::GET,
+            "/v2/models/{name}/versions/{version}",
+            v2::version_metadata,
+        )
+        .add(
+            Method::GET,
+            "/v2/models/{name}/versions/{version}/ready",
+            v2::version_ready,
+        )
+        .add(
+            Method::POST,
+            "/v2/models/{name}/versions/{version}/infer",
+            v2::version_infer,
+        );
+    table
+}
+
+/// Routes by path template, in the order they were added (actix matches in that order).
+#[derive(Default)]
+pub(crate) struct RouteTable {
+    resources: Vec<(&'static str, Vec<(Method, Route)>)>,
+}
+
+impl RouteTable {
+    fn add<F, Args>(&mut self, method: Method, path: &'static str, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        let route = web::method(method.clone()).to(handler);
+        match self.resources.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, routes)) => routes.push((method, route)),
+            None => self.resources.push((path, vec![(method, route)])),
+        }
+        self
+    }
+
+    /// Every route as (method, path template).
+    #[cfg(test)]
+    pub(crate) fn served(&self) -> Vec<(Method, &'static str)> {
+        self.resources
+            .iter()
+            .flat_map(|(path, routes)| routes.iter().map(|(m, _)| (m.clone(), *path)))
+            .collect()
+    }
+
+    /// One resource per path; any other method on it answers 405 (in the Open Inference
+    /// Protocol's error shape under `/v2`).
+    fn register(self, cfg: &mut web::ServiceConfig) {
+        for (path, routes) in self.resources {
+            let resource = routes
+                .into_iter()
+                .fold(web::resource(path), |r, (_, route)| r.route(route));
+            cfg.service(if path.starts_with("/v2") {
+                resource.default_service(web::to(v2::method_not_allowed))
+            } else {
+                resource.default_service(web::to(method_not_allowed))
+            });
+        }
+    }
 }
 
 async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {

@@ -18,6 +18,20 @@ pub fn render(registry: &Registry) -> String {
 }
 
 /// `GET /metrics` for actix-web: `App::new().app_data(web::Data::from(registry)).route("/metrics", web::get().to(metrics_endpoint))`.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    summary = "Prometheus metrics",
+    description = "Every metric of the service, for Prometheus to scrape.",
+    responses((
+        status = 200,
+        description = "every metric, in OpenMetrics text ending with `# EOF`",
+        body = String,
+        // OPENMETRICS_CONTENT_TYPE (a test of the API's document checks they agree)
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8",
+    )),
+))]
 pub async fn metrics_endpoint(registry: web::Data<Registry>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(OPENMETRICS_CONTENT_TYPE)

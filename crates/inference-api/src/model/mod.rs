@@ -64,6 +64,16 @@ impl Predictions {
         self.class_indices.len()
     }
 
+    /// Each row's class index.
+    pub(crate) fn class_indices(&self) -> &[usize] {
+        &self.class_indices
+    }
+
+    /// `rows × classes` probabilities, row-major.
+    pub(crate) fn probabilities(&self) -> &[f32] {
+        &self.probabilities
+    }
+
     /// Each row's class index and its probabilities in class order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &[f32])> {
         self.class_indices

@@ -1,15 +1,15 @@
 //! `POST /feedback`: the true class of an earlier prediction, for live accuracy.
 
-use crate::error::ApiError;
-use crate::error::{ValidationCode, ValidationError};
-use crate::metrics::FeedbackOutcome;
+use super::json::JsonBodyErrors;
+use crate::error::{ApiError, ErrorBody, NotReadyResponse, ValidationCode, ValidationError};
 use crate::quality::feedback::LabelOutcome;
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+/// The body of `POST /feedback`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FeedbackRequest {
     /// The `request_id` of the prediction (response body or `X-Request-Id`).
@@ -18,9 +18,58 @@ pub(crate) struct FeedbackRequest {
     #[serde(default)]
     row: usize,
     /// The true class name.
+    #[schema(example = "malignant")]
     label: String,
 }
 
+/// The answer to `POST /feedback`: the label, recorded against the prediction.
+#[derive(Serialize, ToSchema)]
+struct FeedbackResponse<'a> {
+    request_id: &'a str,
+    row: usize,
+    /// The class the model predicted for this row.
+    #[schema(example = "benign")]
+    predicted: &'a str,
+    /// The true class, as sent.
+    #[schema(example = "malignant")]
+    label: &'a str,
+    outcome: Outcome,
+}
+
+/// Whether the prediction was right.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum Outcome {
+    Correct,
+    Incorrect,
+}
+
+/// Records the true class of an earlier prediction, for live accuracy.
+///
+/// Every predicted row is kept under its request id and row, up to `feedback.store_rows` rows;
+/// the oldest are evicted first. Each row takes one label.
+#[utoipa::path(
+    post,
+    path = "/feedback",
+    tag = "feedback",
+    request_body(
+        content = FeedbackRequest,
+        content_type = "application/json",
+        example = json!({"request_id": "6116f8d2-5c1a-4f0e-9a55-0c3e2b7d9a41", "row": 0, "label": "malignant"}),
+    ),
+    responses(
+        (status = 200, description = "the label is recorded", body = FeedbackResponse),
+        JsonBodyErrors,
+        (status = 404, body = ErrorBody, description = "`unknown_prediction`: no stored \
+            prediction has this request id (unknown, or evicted from the feedback store)"),
+        (status = 409, body = ErrorBody, description = "`already_labelled`: this row of the \
+            prediction already has a label"),
+        (status = 422, body = ErrorBody, description = "`unknown_class` (the label is not one \
+            of the model's classes), `unknown_row` (the prediction has fewer rows), \
+            `invalid_request` (wrong shape)"),
+        NotReadyResponse,
+    ),
+)]
 pub(crate) async fn feedback(
     req: HttpRequest,
     body: web::Payload,
@@ -66,16 +115,15 @@ pub(crate) async fn feedback(
     };
     let correct = predicted == actual;
     serving.handles.count_feedback(correct);
-    let outcome = if correct {
-        FeedbackOutcome::Correct
-    } else {
-        FeedbackOutcome::Incorrect
-    };
-    Ok(HttpResponse::Ok().json(json!({
-        "request_id": fb.request_id,
-        "row": fb.row,
-        "predicted": classes[predicted],
-        "label": classes[actual],
-        "outcome": match outcome { FeedbackOutcome::Correct => "correct", FeedbackOutcome::Incorrect => "incorrect" },
-    })))
+    Ok(HttpResponse::Ok().json(FeedbackResponse {
+        request_id: &fb.request_id,
+        row: fb.row,
+        predicted: &classes[predicted],
+        label: &classes[actual],
+        outcome: if correct {
+            Outcome::Correct
+        } else {
+            Outcome::Incorrect
+        },
+    }))
 }

@@ -8,14 +8,49 @@
 //! internal error text.
 
 use crate::configuration::LimitSettings;
-use crate::error::ApiError;
-use crate::error::{ValidationCode, ValidationError};
+use crate::error::{ApiError, ValidationCode, ValidationError, error_responses};
 use actix_web::error::PayloadError;
 use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{HttpMessage, HttpRequest, web};
 use futures_util::StreamExt;
+use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
+use utoipa::openapi::{RefOr, Response};
+
+/// The errors of [`read`] and [`parse`] but 422 (its codes differ by route), for the OpenAPI
+/// document of every route that reads a JSON body.
+pub(crate) struct JsonBodyErrors;
+
+impl utoipa::IntoResponses for JsonBodyErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_responses(&[
+            (
+                400,
+                "malformed_json",
+                "`malformed_json`: the body is not JSON (numbers beyond the f64 range included)",
+            ),
+            (
+                408,
+                "body_timeout",
+                "`body_timeout`: the body arrived too slowly (`limits.body_read_timeout_seconds`, \
+                 `limits.body_min_bytes_per_second`); the connection is closed",
+            ),
+            (
+                413,
+                "payload_too_large",
+                "`payload_too_large`: the body is over `limits.max_body_bytes` (refused from \
+                 `Content-Length` before reading); the connection is closed",
+            ),
+            (
+                415,
+                "unsupported_media_type",
+                "`unsupported_media_type`: Content-Type missing or not JSON, or any \
+                 `Content-Encoding` (bodies are never decompressed)",
+            ),
+        ])
+    }
+}
 
 /// How long a body may take before the minimum rate applies.
 const RATE_GRACE: Duration = Duration::from_secs(2);
@@ -23,10 +58,38 @@ const RATE_GRACE: Duration = Duration::from_secs(2);
 /// The body, checked and read (see the module documentation).
 pub(crate) async fn read(
     req: &HttpRequest,
+    payload: web::Payload,
+    limits: &LimitSettings,
+) -> Result<web::Bytes, ApiError> {
+    require_json(req, "application/json")?;
+    read_limited(req, payload, limits).await
+}
+
+/// An Open Inference Protocol body: JSON, or with the binary tensor extension a JSON header
+/// followed by raw tensor bytes, so `application/octet-stream` and no `Content-Type` at all
+/// (what V2 clients send) are accepted too. Every limit of [`read`] holds.
+pub(crate) async fn read_v2(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limits: &LimitSettings,
+) -> Result<web::Bytes, ApiError> {
+    let octet_stream = matches!(req.mime_type(), Ok(Some(m))
+        if m.type_() == "application" && m.subtype() == "octet-stream");
+    if !octet_stream && req.headers().contains_key(CONTENT_TYPE) {
+        require_json(
+            req,
+            "application/json, or application/octet-stream with Inference-Header-Content-Length",
+        )?;
+    }
+    read_limited(req, payload, limits).await
+}
+
+/// Reads a body under every limit of the module documentation but the media type.
+async fn read_limited(
+    req: &HttpRequest,
     mut payload: web::Payload,
     limits: &LimitSettings,
 ) -> Result<web::Bytes, ApiError> {
-    require_json(req)?;
     refuse_content_encoding(req)?;
     let limit = limits.max_body_bytes;
     let declared = req
@@ -97,7 +160,8 @@ fn payload_error(e: PayloadError, limit: usize) -> ApiError {
     }
 }
 
-fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
+/// A JSON `Content-Type`, else 415 asking for `accepted`.
+fn require_json(req: &HttpRequest, accepted: &str) -> Result<(), ApiError> {
     let given = req
         .headers()
         .get(CONTENT_TYPE)
@@ -105,8 +169,12 @@ fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
         .unwrap_or("");
     match req.mime_type() {
         Ok(Some(m)) if m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json") => Ok(()),
-        _ if given.is_empty() => Err(ApiError::UnsupportedMediaType("no Content-Type".into())),
-        _ => Err(ApiError::UnsupportedMediaType(format!("{given:?}"))),
+        _ if given.is_empty() => Err(ApiError::UnsupportedMediaType(format!(
+            "send the body as {accepted} (got no Content-Type)"
+        ))),
+        _ => Err(ApiError::UnsupportedMediaType(format!(
+            "send the body as {accepted} (got {given:?})"
+        ))),
     }
 }
 
@@ -123,7 +191,7 @@ fn refuse_content_encoding(req: &HttpRequest) -> Result<(), ApiError> {
         Some(e) => {
             let shown: String = String::from_utf8_lossy(e).chars().take(32).collect();
             Err(ApiError::UnsupportedMediaType(format!(
-                "Content-Encoding {shown:?}: send the body uncompressed"
+                "send the body uncompressed (got Content-Encoding {shown:?})"
             )))
         }
     }

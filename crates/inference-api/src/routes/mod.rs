@@ -1,10 +1,12 @@
 //! One module per route.
 
-mod feedback;
-mod health;
-mod info;
+pub(crate) mod feedback;
+pub(crate) mod health;
+pub(crate) mod info;
 mod json;
 pub(crate) mod predict;
+mod serve;
+pub(crate) mod v2;
 
 pub(crate) use feedback::feedback;
 pub(crate) use health::{health, ready};

@@ -87,6 +87,7 @@ pub async fn spawn_unloaded_app_with(change: impl FnOnce(&mut Settings)) -> (Tes
 pub struct Reply {
     pub status: u16,
     pub request_id: Option<String>,
+    pub content_type: Option<String>,
     pub body: Value,
 }
 
@@ -141,16 +142,19 @@ impl TestApp {
 
 async fn reply(res: reqwest::Response) -> Reply {
     let status = res.status().as_u16();
-    let request_id = res
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let header = |name| {
+        res.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (request_id, content_type) = (header("x-request-id"), header("content-type"));
     let text = res.text().await.expect("body");
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     Reply {
         status,
         request_id,
+        content_type,
         body,
     }
 }

@@ -8,5 +8,7 @@ mod helpers;
 mod lifecycle;
 mod logging;
 mod metrics;
+mod openapi;
 mod predict;
 mod quality;
+mod v2;

@@ -9,13 +9,22 @@ use crate::error::{ValidationCode, ValidationError};
 use crate::model::features::{FeatureMatrix, FeatureSchema, MissingPolicy, Preprocessing};
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
 use std::fmt;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{
+    ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
+use utoipa::{PartialSchema, ToSchema};
 
-/// The body of `POST /predict`.
-#[derive(Debug, Deserialize)]
+/// The body of `POST /predict`: exactly one of `features` and `instances`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PredictRequest {
+    /// One row.
     features: Option<RowInput>,
+    /// A batch: at least one row, at most `limits.max_batch_rows` (default 1000).
+    #[schema(min_items = 1)]
     instances: Option<Vec<RowInput>>,
 }
 
@@ -94,12 +103,48 @@ pub(crate) enum RowInput {
     Named(Vec<(String, FeatureValue)>),
 }
 
+impl ToSchema for RowInput {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Row")
+    }
+}
+
+impl PartialSchema for RowInput {
+    fn schema() -> RefOr<Schema> {
+        let value = || FeatureValue::schema();
+        OneOfBuilder::new()
+            .description(Some(
+                "One row: every feature by name, or every feature's value in the manifest's \
+                 feature order (`GET /model`)",
+            ))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .additional_properties(Some(value())),
+            )
+            .item(ArrayBuilder::new().items(value()))
+            .into()
+    }
+}
+
 /// One value as sent: only numbers are accepted, the rest is kept to explain the rejection.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum FeatureValue {
     Number(f64),
     Null,
     Other(&'static str),
+}
+
+impl PartialSchema for FeatureValue {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::Number, Type::Null]))
+            .description(Some(
+                "A feature's value: a number within the 32-bit float range; null counts as \
+                 missing",
+            ))
+            .into()
+    }
 }
 
 const LISTED_NAMES: usize = 5;
