@@ -61,6 +61,7 @@ WAIT_HTTP_SECONDS=60 wait_http "http://127.0.0.1:$port/ready" || { tail "$work/v
 url="http://127.0.0.1:$port/predict"
 wrk -t1 -c"$CONNECTIONS" -d3s -s "$body" "$url" >/dev/null
 callgrind_control -z "$pid" >/dev/null 2>&1
+lines_at_zero=$(grep -c 'request completed' "$work/api.log" || true)
 wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_RUN}s" -s "$body" "$url" > "$work/wrk.txt"
 answered=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
 # Let the requests wrk left in flight finish before the dump: the API still parses and answers them.
@@ -69,14 +70,14 @@ callgrind_control -d "$pid" >/dev/null 2>&1
 # The dump after zeroing is the file with the highest part number.
 dump=$(ls "$OUT".* | sort -t. -k2 -n | tail -1)
 instructions=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-# Requests the API handled in the profile: the calls to the JSON body parser (once per /predict
-# request), summed over its callers. wrk's count leaves out the requests still in flight when it
-# stops (up to --connections of them: 9% of a 10 s run of 100-row requests under callgrind).
-parser=$(grep -m1 -oE '^c?fn=\([0-9]+\) inference_api::routes::json::parse$' "$dump" | grep -oE '\([0-9]+\)' || true)
-requests=
-[ -n "$parser" ] && requests=$(awk -v id="cfn=$parser" '$1 == id {getline; if ($1 ~ /^calls=/) {sub("calls=", "", $1); n += $1}} END {print n + 0}' "$dump")
-if [ -z "$requests" ] || [ "$requests" -eq 0 ]; then
-  echo "(the body parser is not in the profile: counting the requests wrk saw answered)" >&2
+# Requests the API handled in the profile: its access lines ("request completed", one per
+# request; log.access must not be `off`) between the zeroing and the dump. wrk's count leaves
+# out the requests still in flight when it stops (up to --connections of them: 9% of a 10 s run
+# of 100-row requests under callgrind).
+completed() { grep -c 'request completed' "$work/api.log" || true; }
+requests=$(( $(completed) - lines_at_zero ))
+if [ "$requests" -le 0 ]; then
+  echo "(no access lines: counting the requests wrk saw answered)" >&2
   requests=$answered
 fi
 echo "$ROWS-row requests: $requests handled in the profile ($answered answered to wrk in ${SECONDS_RUN} s) under callgrind"
