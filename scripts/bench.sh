@@ -202,14 +202,13 @@ for round in $(seq 1 "$ROUNDS"); do
   batch_rows per_worker >> "$work/calls-before.txt"
   run_wrk "predict-1row-per_worker-$round" "http://127.0.0.1:${port_of[per_worker]}/predict" "$work/single.lua" 1
   batch_rows per_worker >> "$work/calls-after.txt"
+  # Each V2 run next to what it is compared with: single-row /predict, ONNX Runtime alone.
+  ! $V2 || run_wrk "v2-1row-json-$round" "$v2_url" "$work/v2-single.lua" 1
   batch_rows per_worker >> "$work/batch-before.txt"
   run_wrk "predict-100rows-per_worker-$round" "http://127.0.0.1:${port_of[per_worker]}/predict" "$work/batch.lua" 100 "${pid_of[per_worker]}"
   batch_rows per_worker >> "$work/batch-after.txt"
   run_ort_alone "$round"
-  if $V2; then
-    run_wrk "v2-100rows-binary-$round" "$v2_url" "$work/v2-batch-binary.lua" 100
-    run_wrk "v2-1row-json-$round" "$v2_url" "$work/v2-single.lua" 1
-  fi
+  ! $V2 || run_wrk "v2-100rows-binary-$round" "$v2_url" "$work/v2-batch-binary.lua" 100
   python3 - "$work" "$round" "$V2" <<'PY'
 import sys
 w, i, v2 = sys.argv[1], sys.argv[2], sys.argv[3] == "true"
@@ -217,7 +216,9 @@ num = lambda f: float(open(f"{w}/{f}").read())
 alone = num(f"ort-alone-{i}.rows")
 line = f"round {i}: 100-row /predict at {100 * num(f'predict-100rows-per_worker-{i}.txt.rps') / alone:.1%} of ONNX Runtime alone (target >= 50%)"
 if v2:
-    line += f"; 100-row V2 binary at {100 * num(f'v2-100rows-binary-{i}.txt.rps') / alone:.1%} (target >= 70%)"
+    line += (f"; 100-row V2 binary at {100 * num(f'v2-100rows-binary-{i}.txt.rps') / alone:.1%} (target >= 70%)"
+             f"; single-row V2 JSON at {num(f'v2-1row-json-{i}.txt.rps') / num(f'predict-1row-per_worker-{i}.txt.rps'):.1%}"
+             " of single-row /predict (target >= 90%)")
 print(line)
 PY
   run_wrk "predict-1row-shared-$round" "http://127.0.0.1:${port_of[shared]}/predict" "$work/single.lua" 1
