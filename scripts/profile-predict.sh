@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Where a /predict request's instructions go: the release API under callgrind, driven by wrk.
 #
-#   scripts/profile-predict.sh [--rows 1|100] [--connections N] [--seconds S] [--out FILE] [--bin PATH]
+#   scripts/profile-predict.sh [--rows 1|100] [--v2] [--connections N] [--seconds S] [--out FILE] [--bin PATH]
 #
+# --v2 sends the same rows to the V2 inference route instead (POST /v2/models/breast-cancer/infer):
+# one row as a JSON tensor, 100 rows as binary tensors, the bodies scripts/bench.sh sends.
 # --bin profiles an API binary built elsewhere (an older commit, for an A/B) instead of building
 # this checkout's.
 # Instruction counts do not drift with this VM's speed the way req/s does, so this is the A/B
@@ -21,6 +23,7 @@ CONNECTIONS=32
 SECONDS_RUN=10
 OUT=$(mktemp -d)/callgrind.out
 BIN=
+V2=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --rows) ROWS="$2"; shift 2; [[ "$ROWS" =~ ^(1|100)$ ]] || { echo "--rows is 1 or 100" >&2; exit 2; } ;;
@@ -28,6 +31,7 @@ while [ $# -gt 0 ]; do
     --seconds) SECONDS_RUN="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --bin) BIN="$2"; shift 2 ;;
+    --v2) V2=true; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -45,11 +49,18 @@ pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-# free_port, wait_http, write_predict_bodies (the same bodies as scripts/bench.sh)
+# free_port, wait_http, write_predict_bodies, write_v2_bodies (the same bodies as scripts/bench.sh)
 source scripts/lib/bench-common.sh
 write_predict_bodies "$work"
+write_v2_bodies "$work"
+path=/predict
 body="$work/single.lua"
 [ "$ROWS" = 100 ] && body="$work/batch.lua"
+if $V2; then
+  path=/v2/models/breast-cancer/infer
+  body="$work/v2-single.lua"
+  [ "$ROWS" = 100 ] && body="$work/v2-batch-binary.lua"
+fi
 
 port=$(free_port)
 APP_SERVER__PORT=$port APP_SERVER__WORKERS=2 \
@@ -58,7 +69,7 @@ APP_SERVER__PORT=$port APP_SERVER__WORKERS=2 \
 pid=$!
 WAIT_HTTP_SECONDS=60 wait_http "http://127.0.0.1:$port/ready" || { tail "$work/valgrind.log" >&2; exit 1; }
 
-url="http://127.0.0.1:$port/predict"
+url="http://127.0.0.1:$port$path"
 wrk -t1 -c"$CONNECTIONS" -d3s -s "$body" "$url" >/dev/null
 callgrind_control -z "$pid" >/dev/null 2>&1
 lines_at_zero=$(grep -c 'request completed' "$work/api.log" || true)
@@ -80,6 +91,6 @@ if [ "$requests" -le 0 ]; then
   echo "(no access lines: counting the requests wrk saw answered)" >&2
   requests=$answered
 fi
-echo "$ROWS-row requests: $requests handled in the profile ($answered answered to wrk in ${SECONDS_RUN} s) under callgrind"
+echo "$ROWS-row $path requests: $requests handled in the profile ($answered answered to wrk in ${SECONDS_RUN} s) under callgrind"
 echo "user-space instructions per request: $((instructions / requests))"
 echo "profile: $dump"

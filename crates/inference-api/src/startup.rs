@@ -189,9 +189,16 @@ pub(crate) fn api_routes() -> RouteTable {
         .add(Method::GET, "/v2", v2::server_metadata)
         .add(Method::GET, "/v2/health/live", v2::live)
         .add(Method::GET, "/v2/health/ready", v2::ready)
+        // Paths with `{…}` segments are matched by a regex each, tried in this order (by the
+        // router and by the route label in metrics): inference first.
+        .add(Method::POST, "/v2/models/{name}/infer", v2::infer)
+        .add(
+            Method::POST,
+            "/v2/models/{name}/versions/{version}/infer",
+            v2::version_infer,
+        )
         .add(Method::GET, "/v2/models/{name}", v2::model_metadata)
         .add(Method::GET, "/v2/models/{name}/ready", v2::model_ready)
-        .add(Method::POST, "/v2/models/{name}/infer", v2::infer)
         .add(
             Method::GET,
             "/v2/models/{name}/versions/{version}",
@@ -201,11 +208,6 @@ pub(crate) fn api_routes() -> RouteTable {
             Method::GET,
             "/v2/models/{name}/versions/{version}/ready",
             v2::version_ready,
-        )
-        .add(
-            Method::POST,
-            "/v2/models/{name}/versions/{version}/infer",
-            v2::version_infer,
         );
     table
 }
