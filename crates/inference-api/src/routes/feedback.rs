@@ -77,7 +77,7 @@ pub(crate) async fn feedback(
 ) -> Result<HttpResponse, ApiError> {
     let serving = state.model()?;
     let body = super::json::read(&req, body, &state.limits).await?;
-    let fb: FeedbackRequest = super::json::parse(&body, |b| serde_json::from_slice(b))?;
+    let fb: FeedbackRequest = super::json::parse(&body, serde_json::from_slice)?;
     let classes = &serving.model.manifest.classes;
     let Some(actual) = classes.iter().position(|c| *c == fb.label) else {
         return Err(ApiError::Validation(ValidationError::new(

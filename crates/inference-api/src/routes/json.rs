@@ -132,9 +132,9 @@ async fn read_limited(
 }
 
 /// Parses a body that has been read completely.
-pub(crate) fn parse<T>(
-    body: &[u8],
-    decode: impl FnOnce(&[u8]) -> serde_json::Result<T>,
+pub(crate) fn parse<'a, T>(
+    body: &'a [u8],
+    decode: impl FnOnce(&'a [u8]) -> serde_json::Result<T>,
 ) -> Result<T, ApiError> {
     decode(body).map_err(|e| {
         if e.is_data() {

@@ -1,5 +1,6 @@
 //! One module per route.
 
+mod fast_json;
 pub(crate) mod feedback;
 pub(crate) mod health;
 pub(crate) mod info;

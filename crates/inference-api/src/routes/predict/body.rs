@@ -2,7 +2,7 @@
 //!
 //! A row is either an object keyed by feature name or an array in manifest order. Values must be
 //! JSON numbers that stay finite as `f32`; anything else is a validation error naming the feature.
-//! Plain numeric rows take the fast path ([`super::fast_json`]); everything else goes through
+//! Plain numeric rows take the fast path ([`crate::routes::fast_json`]); everything else goes through
 //! serde_json and [`PredictRequest::into_matrix`].
 
 use crate::error::{ValidationCode, ValidationError};
@@ -41,7 +41,7 @@ impl PredictBody {
     /// Parses a body: plain numeric rows through the fast path, everything else (and every
     /// error) through serde_json.
     pub(crate) fn from_json(body: &[u8], how: Preprocessing<'_>) -> serde_json::Result<Self> {
-        match super::fast_json::parse(body, how.schema.len(), how.max_rows) {
+        match crate::routes::fast_json::parse(body, how.schema.len(), how.max_rows) {
             Some(matrix) => Ok(Self::Ready(matrix)),
             None => serde_json::from_slice(body).map(Self::Sent),
         }
@@ -72,7 +72,7 @@ impl PredictBody {
 /// declines, serde_json alone decides). `Ok(true)` when the fast path answered. The fast path's
 /// tests and the fuzz target `predict_body` (crates/fuzz) check this.
 pub fn fast_path_agrees(body: &[u8], how: Preprocessing<'_>) -> Result<bool, String> {
-    let Some(fast) = super::fast_json::parse(body, how.schema.len(), how.max_rows) else {
+    let Some(fast) = crate::routes::fast_json::parse(body, how.schema.len(), how.max_rows) else {
         return Ok(false);
     };
     let sent: PredictRequest = serde_json::from_slice(body)

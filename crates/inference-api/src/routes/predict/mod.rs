@@ -1,8 +1,7 @@
 //! `POST /predict`: the handler. Its body is parsed in [`body`], plain numeric rows through
-//! [`fast_json`].
+//! [`fast_json`](super::fast_json).
 
 pub(crate) mod body;
-mod fast_json;
 mod response;
 
 use super::json::JsonBodyErrors;

@@ -289,7 +289,7 @@ async fn answer(
         .get(request::HEADER_LENGTH)
         .map(|v| v.to_str().unwrap_or("(not text)"));
     let (json, binary) = request::split(body, header_length)?;
-    let request: InferRequest = super::json::parse(json, |b| serde_json::from_slice(b))?;
+    let request = super::json::parse(json, InferRequest::from_json)?;
     let output_names = [m.outputs.label.as_str(), m.outputs.probabilities.as_str()];
     let input = InputSpec {
         name: &m.input.name,

@@ -8,23 +8,30 @@
 
 use crate::error::{ValidationCode, ValidationError};
 use crate::model::features::FeatureMatrix;
+use crate::routes::fast_json;
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
 use std::fmt;
 use utoipa::ToSchema;
 
 /// The request header giving the length of the JSON part of a binary request.
 pub(crate) const HEADER_LENGTH: &str = "inference-header-content-length";
 
-/// The JSON part of an inference request.
+/// The JSON part of an inference request, its strings borrowed from the body where they have no
+/// escapes.
 #[derive(Debug, Deserialize, ToSchema)]
-pub(crate) struct InferRequest {
+pub(crate) struct InferRequest<'a> {
     /// Echoed in the response.
-    pub(crate) id: Option<String>,
+    #[serde(borrow)]
+    #[schema(value_type = Option<String>)]
+    pub(crate) id: Option<Cow<'a, str>>,
     #[serde(default)]
     parameters: Parameters,
-    inputs: Vec<RequestInput>,
-    outputs: Option<Vec<RequestOutput>>,
+    #[serde(borrow)]
+    inputs: Vec<RequestInput<'a>>,
+    #[serde(borrow)]
+    outputs: Option<Vec<RequestOutput<'a>>>,
 }
 
 /// The parameters this server reads; any other is ignored.
@@ -39,10 +46,14 @@ struct Parameters {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-struct RequestInput {
-    name: String,
+struct RequestInput<'a> {
+    #[serde(borrow)]
+    #[schema(value_type = String)]
+    name: Cow<'a, str>,
     shape: Vec<i64>,
-    datatype: String,
+    #[serde(borrow)]
+    #[schema(value_type = String)]
+    datatype: Cow<'a, str>,
     #[serde(default)]
     parameters: Parameters,
     /// Numbers, flat or nested in row-major order.
@@ -51,8 +62,10 @@ struct RequestInput {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-struct RequestOutput {
-    name: String,
+struct RequestOutput<'a> {
+    #[serde(borrow)]
+    #[schema(value_type = String)]
+    name: Cow<'a, str>,
     #[serde(default)]
     parameters: Parameters,
 }
@@ -74,8 +87,8 @@ pub(crate) struct Wanted {
 
 /// A request ready for the model.
 #[derive(Debug)]
-pub(crate) struct Parsed {
-    pub(crate) id: Option<String>,
+pub(crate) struct Parsed<'a> {
+    pub(crate) id: Option<Cow<'a, str>>,
     pub(crate) matrix: FeatureMatrix,
     /// Indices into the model's output names, in the order asked for.
     pub(crate) outputs: Vec<Wanted>,
@@ -114,16 +127,39 @@ pub(crate) fn split<'a>(
     Ok(body.split_at(n))
 }
 
-impl InferRequest {
+impl<'a> InferRequest<'a> {
+    /// Parses the JSON part of a request: the commonest form ([`fast_json::v2_request`]) directly,
+    /// everything else (and every error) through serde_json.
+    pub(crate) fn from_json(json: &'a [u8]) -> serde_json::Result<Self> {
+        let Some(fast) = fast_json::v2_request(json) else {
+            return serde_json::from_slice(json);
+        };
+        Ok(Self {
+            id: fast.id.map(Cow::Borrowed),
+            parameters: Parameters::default(),
+            inputs: vec![RequestInput {
+                name: Cow::Borrowed(fast.name),
+                shape: fast.shape,
+                datatype: Cow::Borrowed(fast.datatype),
+                parameters: Parameters::default(),
+                data: Some(FlatData {
+                    values: fast.data,
+                    not_a_number: None,
+                }),
+            }],
+            outputs: None,
+        })
+    }
+
     /// Validates the request against the model and lays its input out for it.
     pub(crate) fn into_parsed(
         self,
         binary: &[u8],
         input: &InputSpec<'_>,
         output_names: &[&str],
-    ) -> Result<Parsed, ValidationError> {
+    ) -> Result<Parsed<'a>, ValidationError> {
         let outputs = self.wanted(output_names)?;
-        let [tensor] = <[RequestInput; 1]>::try_from(self.inputs).map_err(|inputs| {
+        let [tensor] = <[RequestInput<'a>; 1]>::try_from(self.inputs).map_err(|inputs| {
             invalid(format!(
                 "the model takes one input, {:?}; the request has {}",
                 input.name,
@@ -192,9 +228,9 @@ enum Float {
     F64,
 }
 
-impl RequestInput {
+impl RequestInput<'_> {
     fn float(&self) -> Result<Float, ValidationError> {
-        match self.datatype.as_str() {
+        match self.datatype.as_ref() {
             "FP32" => Ok(Float::F32),
             "FP64" => Ok(Float::F64),
             other => Err(invalid(format!(
@@ -209,24 +245,30 @@ impl RequestInput {
     fn rows(&self, input: &InputSpec<'_>) -> Result<usize, ValidationError> {
         let f = input.features.len();
         let shape = &self.shape;
-        let shown = if shape.len() <= 4 {
-            format!("{shape:?}")
-        } else {
-            format!("{:?} and {} more dimensions", &shape[..4], shape.len() - 4)
+        // Only for messages: a shape can be any length.
+        let shown = || {
+            if shape.len() <= 4 {
+                format!("{shape:?}")
+            } else {
+                format!("{:?} and {} more dimensions", &shape[..4], shape.len() - 4)
+            }
         };
         let [rows, features] = shape[..] else {
+            let shown = shown();
             return Err(invalid(format!(
                 "input {:?} has shape {shown}; the model takes [rows, {f}]",
                 self.name
             )));
         };
         if rows < 0 || features < 0 {
+            let shown = shown();
             return Err(invalid(format!(
                 "input {:?} has shape {shown}: dimensions cannot be negative",
                 self.name
             )));
         }
         if features as u64 != f as u64 {
+            let shown = shown();
             return Err(ValidationError::new(
                 ValidationCode::WrongFeatureCount,
                 format!(
@@ -236,12 +278,14 @@ impl RequestInput {
             ));
         }
         if rows == 0 {
+            let shown = shown();
             return Err(ValidationError::new(
                 ValidationCode::EmptyBatch,
                 format!("input {:?} has shape {shown}: no rows", self.name),
             ));
         }
         if rows as u64 > input.max_rows as u64 {
+            let shown = shown();
             return Err(ValidationError::new(
                 ValidationCode::BatchTooLarge,
                 format!(
@@ -333,7 +377,7 @@ impl RequestInput {
                         data.values.len()
                     )));
                 }
-                data.values.iter().map(|&x| x as f32).collect()
+                data.values
             }
         };
         if let Some(at) = values.iter().position(|x| !x.is_finite()) {
@@ -350,24 +394,26 @@ impl RequestInput {
     }
 }
 
-/// A tensor's `data` flattened in row-major order: numbers, in arrays nested to any depth. The
-/// first element that is not a number is kept, to explain the rejection.
+/// A tensor's `data` flattened in row-major order: numbers, in arrays nested to any depth, each
+/// read as serde_json reads an f64 and then narrowed to f32 (so a value outside the f32 range is
+/// infinite, and refused by the finiteness check). The first element that is not a number is
+/// kept, to explain the rejection.
 #[derive(Debug, Default)]
 struct FlatData {
-    values: Vec<f64>,
+    values: Vec<f32>,
     not_a_number: Option<(usize, &'static str)>,
 }
 
 impl FlatData {
     fn push(&mut self, x: f64) {
-        self.values.push(x);
+        self.values.push(x as f32);
     }
 
     fn other(&mut self, what: &'static str) {
         if self.not_a_number.is_none() {
             self.not_a_number = Some((self.values.len(), what));
         }
-        self.values.push(f64::NAN);
+        self.values.push(f32::NAN);
     }
 }
 
@@ -438,6 +484,22 @@ impl<'de> Visitor<'de> for Flatten<'_> {
     }
 }
 
+/// Whether the fast path ([`fast_json::v2_request`]) agrees with serde_json on `json`: whenever
+/// it reads a request, serde_json must read the same one. `Ok(true)` when the fast path answered.
+fn fast_path_agrees(json: &[u8]) -> Result<bool, String> {
+    if fast_json::v2_request(json).is_none() {
+        return Ok(false);
+    }
+    let fast = InferRequest::from_json(json).map_err(|e| e.to_string())?;
+    let slow = serde_json::from_slice::<InferRequest>(json)
+        .map_err(|e| format!("the fast path accepted a request serde_json refuses: {e}"))?;
+    let (fast, slow) = (format!("{fast:?}"), format!("{slow:?}"));
+    if fast != slow {
+        return Err(format!("the paths disagree: fast {fast}, serde {slow}"));
+    }
+    Ok(true)
+}
+
 /// Parses `body` as the V2 `infer` route does, for a model with `features` inputs per row and a
 /// `max_rows` limit, and checks what it accepts: the fuzz target `v2_infer` (crates/fuzz) calls
 /// it. The first two bytes of `input` choose the `Inference-Header-Content-Length` (0: none;
@@ -458,7 +520,8 @@ pub fn v2_infer_accepts(
     let Ok((json, binary)) = split(body, header.as_deref()) else {
         return Ok(None);
     };
-    let Ok(request) = serde_json::from_slice::<InferRequest>(json) else {
+    fast_path_agrees(json)?;
+    let Ok(request) = InferRequest::from_json(json) else {
         return Ok(None);
     };
     let names: Vec<String> = (0..features).map(|i| format!("f{i}")).collect();
@@ -494,18 +557,26 @@ mod tests {
 
     const OUTPUTS: [&str; 2] = ["label", "probabilities"];
 
-    fn parse_with(body: serde_json::Value, binary: &[u8]) -> Result<Parsed, ValidationError> {
-        let req: InferRequest = serde_json::from_value(body).expect("a request");
+    fn parse_with(
+        body: serde_json::Value,
+        binary: &[u8],
+    ) -> Result<Parsed<'static>, ValidationError> {
+        let text = body.to_string();
+        let req: InferRequest = serde_json::from_str(&text).expect("a request");
         let features = ["a".to_string(), "b".to_string()];
         let spec = InputSpec {
             name: "input",
             features: &features,
             max_rows: 3,
         };
-        req.into_parsed(binary, &spec, &OUTPUTS)
+        req.into_parsed(binary, &spec, &OUTPUTS).map(|p| Parsed {
+            id: p.id.map(|id| Cow::Owned(id.into_owned())),
+            matrix: p.matrix,
+            outputs: p.outputs,
+        })
     }
 
-    fn parse(body: serde_json::Value) -> Result<Parsed, ValidationError> {
+    fn parse(body: serde_json::Value) -> Result<Parsed<'static>, ValidationError> {
         parse_with(body, &[])
     }
 
@@ -515,6 +586,61 @@ mod tests {
         data: serde_json::Value,
     ) -> serde_json::Value {
         json!({"inputs": [{"name": "input", "shape": shape, "datatype": datatype, "data": data}]})
+    }
+
+    #[test]
+    fn the_fast_path_reads_common_requests_exactly_as_serde_json_does() {
+        for body in [
+            r#"{"inputs":[{"name":"input","shape":[1,2],"datatype":"FP32","data":[1.5,-2]}]}"#,
+            r#"{"id":"a1","inputs":[{"name":"input","shape":[2,2],"datatype":"FP64","data":[[1,2],[3e-5,0.000123]]}]}"#,
+            " {\n \"inputs\" : [ { \"data\" : [ [ 17.99 , -0 ] , [ -0.0 , 9007199254740992 ] ] ,\t\"datatype\":\"FP32\", \"shape\" : [ 2 , 2 ], \"name\":\"inpüt\" } ] , \"id\" : \"\" }\n",
+            r#"{"inputs":[{"name":"x","shape":[],"datatype":"INT8","data":7}]}"#,
+            r#"{"inputs":[{"name":"x","shape":[0,30],"datatype":"FP32","data":[]}]}"#,
+            r#"{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[[[[1]]],2,[3,[4]]]}]}"#,
+            r#"{"inputs":[{"name":"x","shape":[1,3],"datatype":"FP32","data":[1e22,1e-22,2.675]}]}"#,
+        ] {
+            assert_eq!(fast_path_agrees(body.as_bytes()), Ok(true), "{body}");
+        }
+    }
+
+    #[test]
+    fn the_fast_path_leaves_everything_else_to_serde_json() {
+        let wide = "[".repeat(5) + "1" + &"]".repeat(5);
+        for body in [
+            // Keys it does not read, or twice.
+            r#"{"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"label"}]}"#.to_string(),
+            r#"{"parameters":{},"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[1]}]}"#.to_string(),
+            r#"{"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[1],"parameters":{}}]}"#.to_string(),
+            r#"{"id":"a","id":"b","inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[1]}]}"#.to_string(),
+            r#"{"inputs":[{"name":"x","name":"y","shape":[1,1],"datatype":"FP32","data":[1]}]}"#.to_string(),
+            // Values it does not read.
+            r#"{"id":"a\"b","inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[1]}]}"#.to_string(),
+            r#"{"id":null,"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[1]}]}"#.to_string(),
+            r#"{"inputs":[{"name":"x","shape":[-1,1],"datatype":"FP32","data":[1]}]}"#.to_string(),
+            r#"{"inputs":[{"name":"x","shape":[1.0,1],"datatype":"FP32","data":[1]}]}"#.to_string(),
+            r#"{"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":["1"]}]}"#.to_string(),
+            r#"{"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[null]}]}"#.to_string(),
+            r#"{"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[1e39]}]}"#.to_string(),
+            r#"{"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[0.1234567890123456789]}]}"#.to_string(),
+            format!(r#"{{"inputs":[{{"name":"x","shape":[1,1],"datatype":"FP32","data":{wide}}}]}}"#),
+            // Not one input, or not all of it.
+            r#"{"inputs":[]}"#.to_string(),
+            r#"{"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[1]},{"name":"y","shape":[1,1],"datatype":"FP32","data":[1]}]}"#.to_string(),
+            r#"{"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32"}]}"#.to_string(),
+            r#"{"id":"a"}"#.to_string(),
+            // Malformed.
+            r#"{"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[1,]}]}"#.to_string(),
+            r#"{"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[01]}]}"#.to_string(),
+            r#"{"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[1]}]} x"#.to_string(),
+            r#"{"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[1]}]"#.to_string(),
+            "{\"inputs\":[{\"name\":\"\u{1}\",\"shape\":[1,1],\"datatype\":\"FP32\",\"data\":[1]}]}".to_string(),
+        ] {
+            assert_eq!(fast_path_agrees(body.as_bytes()), Ok(false), "{body}");
+        }
+        // Invalid UTF-8 in a string.
+        let mut body = br#"{"id":"#.to_vec();
+        body.extend_from_slice(b"\"\xff\",\"inputs\":[]}");
+        assert_eq!(fast_path_agrees(&body), Ok(false));
     }
 
     fn message(r: Result<Parsed, ValidationError>) -> String {

@@ -1,6 +1,7 @@
 //! A fast path for the commonest `/predict` bodies: rows as arrays of plain numbers,
 //! `{"features": [17.99, ...]}` and `{"instances": [[17.99, ...], ...]}`, read straight into the
-//! model's input matrix.
+//! model's input matrix ([`parse`]); and for the commonest V2 inference request, one JSON tensor
+//! and maybe an id ([`v2_request`]).
 //!
 //! serde_json reads each number through its visitors into a row of values that then has to be
 //! laid out again in the matrix; this scanner writes the `f32`s straight into the matrix (the
@@ -79,7 +80,7 @@ struct Cursor<'a> {
     values: Vec<f32>,
 }
 
-impl Cursor<'_> {
+impl<'a> Cursor<'a> {
     fn skip_whitespace(&mut self) {
         self.i = skip_whitespace(self.b, self.i);
     }
@@ -120,6 +121,195 @@ impl Cursor<'_> {
         self.i = i;
         self.eat(b']')
     }
+}
+
+/// The commonest V2 inference request as sent: an optional `id` and one input, with `data`
+/// already read as f32 (in row-major order, however it was nested).
+#[derive(Debug)]
+pub(crate) struct V2Request<'a> {
+    pub(crate) id: Option<&'a str>,
+    pub(crate) name: &'a str,
+    pub(crate) shape: Vec<i64>,
+    pub(crate) datatype: &'a str,
+    pub(crate) data: Vec<f32>,
+}
+
+/// Deepest `data` nesting the fast path reads (a `[rows, features]` tensor needs 2).
+const MAX_DATA_DEPTH: usize = 4;
+
+/// `body` as a [`V2Request`], if it is exactly `{"inputs": [{"name", "shape", "datatype",
+/// "data"}]}` plus maybe `"id"`, keys in any order and each once; strings without escapes;
+/// `shape` non-negative integers; `data` numbers (nested in arrays up to [`MAX_DATA_DEPTH`] deep)
+/// that each convert exactly to a finite f32, as in [`parse`]. `None` for everything else
+/// (`outputs`, `parameters`, other keys, escapes, nulls, any malformed input): serde_json reads
+/// those, to the same request, and explains every refusal.
+pub(crate) fn v2_request(body: &[u8]) -> Option<V2Request<'_>> {
+    let mut c = Cursor {
+        b: body,
+        i: 0,
+        values: Vec::new(),
+    };
+    let mut id = None;
+    let mut input = None;
+    c.object(|c, key| match key {
+        "id" if id.is_none() => {
+            id = Some(c.plain_string()?);
+            Some(())
+        }
+        "inputs" if input.is_none() => {
+            c.eat(b'[')?;
+            input = Some(c.v2_input()?);
+            c.eat(b']')
+        }
+        _ => None,
+    })?;
+    c.skip_whitespace();
+    if c.i != c.b.len() {
+        return None;
+    }
+    let (name, shape, datatype) = input?;
+    Some(V2Request {
+        id,
+        name,
+        shape,
+        datatype,
+        data: c.values,
+    })
+}
+
+impl<'a> Cursor<'a> {
+    /// An object: `field` reads the value of each key (and refuses keys it does not know).
+    fn object(&mut self, mut field: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        loop {
+            self.skip_whitespace();
+            let key = self.plain_string()?;
+            self.eat(b':')?;
+            self.skip_whitespace();
+            field(self, key)?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// One input object: its name, shape and datatype; its data goes to `values`.
+    fn v2_input(&mut self) -> Option<(&'a str, Vec<i64>, &'a str)> {
+        let (mut name, mut shape, mut datatype, mut data) = (None, None, None, false);
+        self.object(|c, key| {
+            match key {
+                "name" if name.is_none() => name = Some(c.plain_string()?),
+                "datatype" if datatype.is_none() => datatype = Some(c.plain_string()?),
+                "shape" if shape.is_none() => shape = Some(c.dimensions()?),
+                "data" if !data => {
+                    c.values.reserve(c.b.len() / 8);
+                    c.nested_numbers(MAX_DATA_DEPTH)?;
+                    data = true;
+                }
+                _ => return None,
+            }
+            Some(())
+        })?;
+        data.then_some(())?;
+        Some((name?, shape?, datatype?))
+    }
+
+    /// A string with no escapes and no control characters, at the cursor.
+    fn plain_string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let b = self.b;
+        let start = self.i;
+        let len = b[start..]
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if b[start + len] != b'"' {
+            return None;
+        }
+        self.i = start + len + 1;
+        std::str::from_utf8(&b[start..start + len]).ok()
+    }
+
+    /// `[d, ...]`: non-negative integers of at most 18 digits, without leading zeros.
+    fn dimensions(&mut self) -> Option<Vec<i64>> {
+        self.eat(b'[')?;
+        let mut dims = Vec::with_capacity(2);
+        if self.peek()? == b']' {
+            self.i += 1;
+            return Some(dims);
+        }
+        loop {
+            self.skip_whitespace();
+            let (d, end) = digits(self.b, self.i, 0);
+            let len = end - self.i;
+            if len == 0 || len > 18 || (len > 1 && self.b[self.i] == b'0') {
+                return None;
+            }
+            dims.push(d as i64);
+            self.i = end;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(dims);
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A number, or an array of numbers nested at most `depth` deep, appended to `values` in
+    /// order. Numbers inside an array are read in its loop, with the position in a local (as in
+    /// `row`); only nested arrays recurse.
+    fn nested_numbers(&mut self, depth: usize) -> Option<()> {
+        if self.peek()? != b'[' {
+            self.i = push_number(self.b, self.i, &mut self.values)?;
+            return Some(());
+        }
+        if depth == 0 {
+            return None;
+        }
+        self.i += 1;
+        if self.peek()? == b']' {
+            self.i += 1;
+            return Some(());
+        }
+        let b = self.b;
+        loop {
+            let i = skip_whitespace(b, self.i);
+            if b.get(i) == Some(&b'[') {
+                self.i = i;
+                self.nested_numbers(depth - 1)?;
+            } else {
+                self.i = push_number(b, i, &mut self.values)?;
+            }
+            let i = skip_whitespace(b, self.i);
+            match b.get(i) {
+                Some(b',') => self.i = i + 1,
+                Some(b']') => {
+                    self.i = i + 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Reads the number at `at` onto `values` if it converts exactly to a finite f32; the index
+/// after it.
+fn push_number(b: &[u8], at: usize, values: &mut Vec<f32>) -> Option<usize> {
+    let (x, end) = number(b, at)?;
+    let x = x as f32;
+    if !x.is_finite() {
+        return None;
+    }
+    values.push(x);
+    Some(end)
 }
 
 /// The index of the first byte from `i` on that is not JSON whitespace.
@@ -199,9 +389,9 @@ fn number(b: &[u8], start: usize) -> Option<(f64, usize)> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::body::fast_path_agrees;
     use super::*;
     use crate::model::features::{FeatureSchema, MissingPolicy, Preprocessing};
+    use crate::routes::predict::body::fast_path_agrees;
 
     const MAX_ROWS: usize = 3;
 
