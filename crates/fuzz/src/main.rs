@@ -11,7 +11,7 @@
 //!   tensors) never panics the parser, and every request it accepts gives `rows × 30` finite
 //!   values and only outputs the model has (`inference_api::v2_infer_accepts`);
 //! - `manifest`: a `model.json` never panics either manifest parser, and every manifest the API
-//!   accepts the exporter accepts too;
+//!   accepts (`model_bundle::Manifest`) the exporter accepts too (`model_bundle::Identity`);
 //! - `scenario`: a traffic scenario file never panics the plan parser or its validation.
 //!
 //! Inputs start from the committed corpus (`crates/fuzz/corpus/<target>/`, plus the bundled
@@ -106,8 +106,8 @@ fn root() -> PathBuf {
 fn targets() -> Vec<Target> {
     let manifest_text = std::fs::read_to_string(root().join("models/breast-cancer/model.json"))
         .expect("models/breast-cancer/model.json");
-    let manifest = inference_api::model::manifest::Manifest::parse(&manifest_text)
-        .expect("the bundled manifest parses");
+    let manifest =
+        model_bundle::Manifest::parse(&manifest_text).expect("the bundled manifest parses");
     let means = manifest
         .training
         .feature_stats
@@ -140,8 +140,8 @@ fn targets() -> Vec<Target> {
                 let Ok(text) = std::str::from_utf8(data) else {
                     return Ok(());
                 };
-                let api = inference_api::model::manifest::Manifest::parse(text);
-                let exporter = exporter::collectors::Manifest::parse(text);
+                let api = model_bundle::Manifest::parse(text);
+                let exporter = model_bundle::Identity::parse(text);
                 match (api, exporter) {
                     (Ok(_), Err(e)) => {
                         Err(format!("the API accepts it, the exporter refuses: {e}"))

@@ -65,27 +65,20 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
-/// The held-out rows of the bundle, row-major, without their label column.
+/// The held-out rows of the bundle, in the manifest's feature order, without their labels.
 fn held_out_rows(bundle: &Path, features: usize) -> anyhow::Result<Vec<Vec<f32>>> {
-    let path = bundle.join("samples.csv");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.is_empty())
-        .map(|line| {
-            let row = line
-                .split(',')
-                .take(features)
-                .map(|v| v.trim().parse::<f32>())
-                .collect::<Result<Vec<f32>, _>>()
-                .with_context(|| format!("a row of {}", path.display()))?;
-            if row.len() != features {
-                bail!("{} has a row of {} features", path.display(), row.len());
-            }
-            Ok(row)
-        })
-        .collect()
+    let bundle = model_bundle::Bundle::load(bundle)?;
+    if bundle.features.len() != features {
+        bail!(
+            "the samples have {} features, the model takes {features}",
+            bundle.features.len()
+        );
+    }
+    Ok(bundle
+        .samples
+        .into_iter()
+        .map(|s| s.features.into_iter().map(|x| x as f32).collect())
+        .collect())
 }
 
 fn main() -> anyhow::Result<()> {

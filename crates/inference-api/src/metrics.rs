@@ -338,7 +338,7 @@ impl InferenceMetrics {
         self.model_info
             .get_or_create(&VersionLabels {
                 model: name.clone(),
-                version: Arc::from(m.version.as_str()),
+                version: Arc::from(m.version()),
             })
             .set(1);
         self.loaded.get_or_create(&labels).set(model.loaded_at_unix);

@@ -43,8 +43,8 @@ impl ModelLoader {
         let model = tokio::task::spawn_blocking(move || load_bundle(&settings, workers)).await??;
         let (ort_version, ort_build) = loader::runtime_description(&self.settings);
         let (name, version, sessions) = (
-            model.manifest.name.clone(),
-            model.manifest.version.clone(),
+            model.manifest.name().to_string(),
+            model.manifest.version().to_string(),
             model.sessions(),
         );
         // Published before it is logged: whoever reads "model loaded" can predict at once.

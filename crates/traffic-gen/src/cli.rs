@@ -1,11 +1,11 @@
 //! Command-line options (clap derive). Every run option can also come from a `TRAFFIC_*`
 //! environment variable, which is how docker compose configures it.
 
-use crate::drift::Drift;
 use crate::output::Format;
 use crate::payload::DEFAULT_OVERSIZED_BYTES;
 use crate::scenario::{Params, Source};
 use clap::{Args, Parser, Subcommand};
+use model_bundle::Drift;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

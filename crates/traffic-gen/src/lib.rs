@@ -2,8 +2,8 @@
 //! that make dashboards move and alerts fire on purpose, and reports what it saw.
 //!
 //! The pipeline has one module per stage:
-//! - what to send: [`bundle`] (sample rows), [`plan`] and [`scenario`] (the run as data),
-//!   [`payload`] (bodies), [`drift`] (the drift transform);
+//! - what to send: the bundle's sample rows and the drift transform (`model-bundle`), [`plan`]
+//!   and [`scenario`] (the run as data), [`payload`] (bodies);
 //! - when to send it: [`schedule`] (absolute, seeded ticket sequence);
 //! - how to send it: [`executor`] (open loop, `max_in_flight` ceiling, late sends) over
 //!   [`http`] (one `reqwest` client);
@@ -12,9 +12,7 @@
 //!
 //! [`run`] is what `main` calls; tests call it (or [`Runner`]) in-process.
 
-pub mod bundle;
 pub mod cli;
-pub mod drift;
 pub mod executor;
 pub mod http;
 pub mod metrics;
@@ -27,12 +25,12 @@ pub mod scenario;
 pub mod schedule;
 
 use anyhow::{Context, bail};
-use bundle::Bundle;
 use bytes::Bytes;
 use cli::{Cli, Command, HealthArgs, RunArgs};
 use executor::{Executor, Limits};
 use http::HttpClient;
 use metrics::MetricsServer;
+use model_bundle::Bundle;
 use plan::Plan;
 use progress::Progress;
 use prometheus_client::registry::Registry;

@@ -3,10 +3,10 @@
 //! Everything that does not depend on the ticket is rendered once, up front, so building a
 //! request at 10k req/s is a cheap `Bytes` clone (batches are concatenated from pre-rendered rows).
 
-use crate::bundle::Bundle;
-use crate::drift::Drift;
 use crate::plan::RequestKind;
 use bytes::Bytes;
+use model_bundle::Bundle;
+use model_bundle::Drift;
 
 pub const JSON: &str = "application/json";
 pub const TEXT: &str = "text/plain";
@@ -29,7 +29,7 @@ pub struct Request {
 pub enum PayloadError {
     #[error(
         "its samples have no feature columns (samples.csv has only the `{}` column, or model.json lists no features); every request needs at least one feature value",
-        crate::bundle::LABEL_COLUMN
+        model_bundle::LABEL_COLUMN
     )]
     NoFeatures,
     #[error("it has no sample rows")]
@@ -256,7 +256,7 @@ fn object(names: &[String], values: &[f64]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bundle::{Sample, stats_from_samples};
+    use model_bundle::samples::{Sample, stats_from_samples};
     use serde_json::Value;
 
     fn bundle() -> Bundle {

@@ -2,7 +2,7 @@
 //!
 //! Built-in scenarios ([`crate::scenario`]) and custom YAML files produce the same [`Plan`].
 
-use crate::drift::Drift;
+use model_bundle::Drift;
 use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! Built-in scenarios, expressed as [`Plan`]s, and loading custom ones from YAML.
 
-use crate::drift::Drift;
 use crate::plan::{Phase, Plan, PlanError, Rate, RequestKind, Weights};
+use model_bundle::Drift;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;

@@ -13,7 +13,6 @@ mod model_artifacts;
 pub(crate) use cpu::{CpuCollector, CpuSampler};
 pub(crate) use filesystem::FilesystemCollector;
 pub(crate) use memory::MemoryCollector;
-pub use model_artifacts::Manifest;
 pub(crate) use model_artifacts::ModelArtifactsCollector;
 
 use crate::configuration::CollectorSettings;

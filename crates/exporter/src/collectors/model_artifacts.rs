@@ -8,8 +8,8 @@ use super::{
     CollectError, Collector, CollectorName, ModelArtifactLabels, ModelInfoLabels, ModelLabels,
     Samples,
 };
+use model_bundle::Identity;
 use prometheus_client::registry::Unit;
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -59,36 +59,6 @@ fn read_small_file(path: &Path, max: u64) -> Result<String, String> {
     Ok(text)
 }
 
-/// The fields of `model.json` the exporter uses; other fields are ignored.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Manifest {
-    pub(crate) name: String,
-    pub(crate) version: String,
-    /// RFC 3339, e.g. `2026-11-21T00:00:00Z`.
-    pub(crate) trained_at: String,
-}
-
-impl Manifest {
-    pub fn parse(json: &str) -> Result<Self, String> {
-        let manifest: Manifest = serde_json::from_str(json).map_err(|e| e.to_string())?;
-        if manifest.name.trim().is_empty() {
-            return Err("`name` is empty".into());
-        }
-        manifest.trained_timestamp_seconds()?;
-        Ok(manifest)
-    }
-
-    /// `trained_at` as seconds since the Unix epoch, with sub-second precision.
-    pub(crate) fn trained_timestamp_seconds(&self) -> Result<f64, String> {
-        let t = time::OffsetDateTime::parse(
-            &self.trained_at,
-            &time::format_description::well_known::Rfc3339,
-        )
-        .map_err(|e| format!("`trained_at` {:?} is not RFC 3339: {e}", self.trained_at))?;
-        Ok(t.unix_timestamp_nanos() as f64 / 1e9)
-    }
-}
-
 /// Seconds since the Unix epoch, with sub-second precision (negative before 1970).
 fn unix_seconds(t: SystemTime) -> f64 {
     match t.duration_since(UNIX_EPOCH) {
@@ -106,7 +76,7 @@ fn read_bundle(
     let manifest_path = dir.join(MANIFEST);
     let json = read_small_file(&manifest_path, max_file_bytes)?;
     let manifest =
-        Manifest::parse(&json).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+        Identity::parse(&json).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
     if seen_models.contains(&manifest.name) {
         return Err(format!(
             "{}: model name {:?} is already used by another bundle",
@@ -168,7 +138,7 @@ fn read_bundle(
         ModelLabels {
             model: model.clone(),
         },
-        manifest.trained_timestamp_seconds()?,
+        manifest.trained_at_unix()?,
     );
     out.info(
         "model",
@@ -220,32 +190,10 @@ mod tests {
 
     #[test]
     fn parses_the_manifest_fields_it_needs() {
-        let m = Manifest::parse(MANIFEST_FIXTURE).expect("valid manifest");
+        let m = Identity::parse(MANIFEST_FIXTURE).expect("valid manifest");
         assert_eq!(m.name, "breast-cancer");
         assert_eq!(m.version, "1.0.0");
-        assert_eq!(m.trained_timestamp_seconds(), Ok(1_795_219_200.0));
-    }
-
-    #[test]
-    fn trained_at_keeps_offsets_and_fractions() {
-        let m = Manifest {
-            name: "m".into(),
-            version: "1".into(),
-            trained_at: "2026-11-21T01:00:00.5+01:00".into(),
-        };
-        assert_eq!(m.trained_timestamp_seconds(), Ok(1_795_219_200.5));
-    }
-
-    #[test]
-    fn rejects_bad_manifests() {
-        assert!(Manifest::parse("{}").is_err());
-        assert!(
-            Manifest::parse(r#"{"name":"","version":"1","trained_at":"2026-11-21T00:00:00Z"}"#)
-                .is_err()
-        );
-        let err = Manifest::parse(r#"{"name":"m","version":"1","trained_at":"yesterday"}"#)
-            .expect_err("not RFC 3339");
-        assert!(err.contains("yesterday"), "{err}");
+        assert_eq!(m.trained_at_unix(), Ok(1_795_219_200.0));
     }
 
     fn model(name: &str) -> ModelLabels {

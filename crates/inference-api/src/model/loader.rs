@@ -39,7 +39,7 @@ impl LoadedModel {
                     .map(|s| s.mean as f32)
                     .collect(),
             ),
-            name: Arc::from(manifest.name.as_str()),
+            name: Arc::from(manifest.name()),
             loaded_at_unix: now_unix(),
             engines: engines.into_iter().map(Mutex::new).collect(),
             manifest,

@@ -51,7 +51,7 @@ pub(crate) async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, Ap
     let m = &serving.model.manifest;
     Ok(HttpResponse::Ok().json(Ready {
         status: "ready",
-        model: &m.name,
-        version: &m.version,
+        model: m.name(),
+        version: m.version(),
     }))
 }

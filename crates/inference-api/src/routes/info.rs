@@ -55,8 +55,8 @@ pub(crate) async fn service_info(state: web::Data<AppState>) -> HttpResponse {
     let model = serving.as_ref().map(|s| {
         let m = &s.model.manifest;
         ModelSummary {
-            name: &m.name,
-            version: &m.version,
+            name: m.name(),
+            version: m.version(),
             features: m.features.len(),
             classes: &m.classes,
         }

@@ -171,17 +171,11 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
 
 /// The bundled held-out rows: feature values in manifest order and the true class name.
 pub fn samples() -> Vec<(Vec<f64>, String)> {
-    let mut reader = csv::Reader::from_path(bundle_dir().join("samples.csv")).expect("samples.csv");
-    reader
-        .records()
-        .map(|r| {
-            let r = r.expect("record");
-            let n = r.len() - 1;
-            let values = (0..n)
-                .map(|i| r[i].parse::<f64>().expect("number"))
-                .collect();
-            (values, r[n].to_owned())
-        })
+    model_bundle::Bundle::load(&bundle_dir())
+        .expect("the bundled model's samples")
+        .samples
+        .into_iter()
+        .map(|s| (s.features, s.label))
         .collect()
 }
 

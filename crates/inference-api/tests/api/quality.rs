@@ -3,9 +3,9 @@
 use crate::helpers::{
     bundle_dir, feature_names, manifest, named_row, sample, samples, spawn_app, spawn_app_with,
 };
+use model_bundle::Bundle;
+use model_bundle::Drift;
 use serde_json::{Value, json};
-use traffic_gen::bundle::Bundle;
-use traffic_gen::drift::Drift;
 
 /// PSI computed here, independently of the server: bins from the manifest (inclusive upper edges,
 /// values above the last edge in the last bin), shares floored at 1e-4 (the documented epsilon).

@@ -187,8 +187,8 @@ async fn answer(
         .collect();
     let m = &model.manifest;
     let answer = PredictResponse {
-        model: &m.name,
-        version: &m.version,
+        model: m.name(),
+        version: m.version(),
         request_id: id.as_str(),
         predictions,
     };

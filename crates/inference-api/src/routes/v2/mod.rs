@@ -128,7 +128,7 @@ pub(crate) async fn model_ready(
 ) -> Result<HttpResponse, V2Error> {
     match model(&req, &state) {
         Ok(serving) => Ok(HttpResponse::Ok().json(ModelReady {
-            name: &serving.model.manifest.name,
+            name: serving.model.manifest.name(),
             ready: true,
         })),
         Err(V2Error(ApiError::NotReady)) => Ok(not_ready(ModelReady {
@@ -179,8 +179,8 @@ pub(crate) async fn model_metadata(
         shape,
     };
     Ok(HttpResponse::Ok().json(ModelMetadata {
-        name: &m.name,
-        versions: [&m.version],
+        name: m.name(),
+        versions: [m.version()],
         platform: PLATFORM,
         inputs: [tensor(
             &m.input.name,
@@ -302,8 +302,8 @@ async fn answer(
     }
     let out = predict_rows(serving, worker, coalescer, id, parsed.matrix, started).await?;
     Ok(Answer {
-        model_name: &m.name,
-        model_version: &m.version,
+        model_name: m.name(),
+        model_version: m.version(),
         id: parsed.id.as_deref(),
         output_names,
         classes: m.classes.len(),
@@ -380,22 +380,22 @@ fn model<'a>(req: &HttpRequest, state: &'a AppState) -> Result<&'a Arc<ServingMo
     let serving = state.model()?;
     let m = &serving.model.manifest;
     let name = req.match_info().get("name").unwrap_or_default();
-    if name != m.name {
+    if name != m.name() {
         return Err(ApiError::UnknownModel(format!(
             "unknown model {:?}: this server serves {:?}",
             shown(name),
-            m.name
+            m.name()
         ))
         .into());
     }
     if let Some(version) = req.match_info().get("version")
-        && version != m.version
+        && version != m.version()
     {
         return Err(ApiError::UnknownModel(format!(
             "model {:?} has no version {:?}: it has {:?}",
-            m.name,
+            m.name(),
             shown(version),
-            m.version
+            m.version()
         ))
         .into());
     }

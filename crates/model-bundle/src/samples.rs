@@ -1,8 +1,9 @@
-//! The rows the generator sends: a model bundle's `samples.csv`, plus the training statistics of
-//! its `model.json` (used by the drift transform).
+//! A bundle's held-out rows (`samples.csv`), plus the training statistics of its `model.json`
+//! that the drift transform needs: what the traffic generator sends, and what tests replay.
 
+use crate::manifest::Manifest;
+use crate::{MANIFEST_FILE, SAMPLES_FILE};
 use anyhow::{Context, bail};
-use serde::Deserialize;
 use std::path::Path;
 
 /// Name of the class column in `samples.csv`.
@@ -16,14 +17,14 @@ pub struct Sample {
 }
 
 /// Mean and standard deviation of one feature on the training set.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct FeatureStat {
     pub name: String,
     pub mean: f64,
     pub std: f64,
 }
 
-/// What the generator needs from a model bundle.
+/// The rows of a model bundle and their statistics.
 #[derive(Clone, Debug)]
 pub struct Bundle {
     /// Feature names in the order the model expects them.
@@ -33,44 +34,41 @@ pub struct Bundle {
     pub stats: Vec<FeatureStat>,
 }
 
-#[derive(Deserialize)]
-struct Manifest {
-    features: Vec<String>,
-    training: Option<Training>,
-}
-
-#[derive(Deserialize)]
-struct Training {
-    feature_stats: Vec<FeatureStat>,
-}
-
 impl Bundle {
     /// Loads `<dir>/samples.csv` and, when present, `<dir>/model.json`.
     ///
-    /// With a manifest, columns are reordered to the manifest's feature order and the training
-    /// statistics come from it; without one, the CSV order is used and the statistics are
-    /// computed from the samples themselves.
+    /// With a manifest (which must pass [`Manifest::parse`]), columns are reordered to the
+    /// manifest's feature order and the training statistics come from it; without one, the CSV
+    /// order is used and the statistics are computed from the samples themselves.
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
-        let manifest_path = dir.join("model.json");
-        let manifest: Option<Manifest> = if manifest_path.exists() {
+        let manifest_path = dir.join(MANIFEST_FILE);
+        let manifest = if manifest_path.exists() {
             let text = std::fs::read_to_string(&manifest_path)
                 .with_context(|| format!("reading {}", manifest_path.display()))?;
-            Some(
-                serde_json::from_str(&text)
-                    .with_context(|| format!("parsing {}", manifest_path.display()))?,
-            )
+            Some(Manifest::parse(&text).map_err(|e| {
+                anyhow::anyhow!("{e}").context(format!("parsing {}", manifest_path.display()))
+            })?)
         } else {
             None
         };
-        let samples_path = dir.join("samples.csv");
+        let samples_path = dir.join(SAMPLES_FILE);
         let file = std::fs::File::open(&samples_path)
             .with_context(|| format!("opening {}", samples_path.display()))?;
         let expected = manifest.as_ref().map(|m| m.features.clone());
         let (features, samples) = read_samples(file, expected.as_deref())
             .with_context(|| format!("reading {}", samples_path.display()))?;
-        let stats = match manifest.and_then(|m| m.training) {
-            Some(t) => order_stats(&features, t.feature_stats)
-                .with_context(|| format!("training stats in {}", manifest_path.display()))?,
+        // A parsed manifest's statistics follow its features, in order.
+        let stats = match manifest {
+            Some(m) => m
+                .training
+                .feature_stats
+                .into_iter()
+                .map(|s| FeatureStat {
+                    name: s.name,
+                    mean: s.mean,
+                    std: s.std,
+                })
+                .collect(),
             None => stats_from_samples(&features, &samples),
         };
         Ok(Self {
@@ -135,19 +133,6 @@ pub fn read_samples(
         bail!("no rows");
     }
     Ok((features, samples))
-}
-
-fn order_stats(features: &[String], stats: Vec<FeatureStat>) -> anyhow::Result<Vec<FeatureStat>> {
-    features
-        .iter()
-        .map(|name| {
-            stats
-                .iter()
-                .find(|s| &s.name == name)
-                .cloned()
-                .with_context(|| format!("no statistics for feature `{name}`"))
-        })
-        .collect()
 }
 
 /// Mean and population standard deviation of every feature over `samples`.

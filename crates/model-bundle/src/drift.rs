@@ -4,7 +4,7 @@
 //! `x' = mean + (x - mean) * scale + shift_std * std`, per feature. `scale = 1, shift_std = 0` is
 //! the identity. The default shifts every feature by one training standard deviation.
 
-use crate::bundle::FeatureStat;
+use crate::samples::FeatureStat;
 use serde::{Deserialize, Serialize};
 
 /// How far drifted rows are moved.
