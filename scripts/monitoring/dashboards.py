@@ -303,7 +303,8 @@ def inference_api() -> dict:
                        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}),
         panel(18, "stat", "Model age (oldest copy in service)",
               "Time since the oldest copy of each model (bundle on disk or loaded by a replica) "
-              "was trained (model:model_age_seconds:max). ModelStale fires after 30 days.",
+              "was trained (model:model_age_seconds:max). ModelStale fires past the manifest's "
+              "`max_age_days` (model:model_max_age_seconds:min); red marks the default, 30 days.",
               (16, 47, 4, 6),
               [target("model:model_age_seconds:max", "{{model}}")],
               "s", thresholds=thresholds((2592000, "red"))),

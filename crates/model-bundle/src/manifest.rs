@@ -18,6 +18,19 @@ pub struct Identity {
     pub version: String,
     /// RFC 3339, e.g. `2026-11-21T00:00:00Z`.
     pub trained_at: String,
+    /// How old the model may get before it is stale (ModelStale), in days: optional, more than 0
+    /// and at most [`MAX_AGE_DAYS_LIMIT`]; [`DEFAULT_MAX_AGE_DAYS`] when absent.
+    #[serde(default = "default_max_age_days")]
+    pub max_age_days: f64,
+}
+
+/// The allowed age of a model whose manifest sets none: 30 days.
+pub const DEFAULT_MAX_AGE_DAYS: f64 = 30.0;
+/// The largest `max_age_days` a manifest may set: 100 years.
+pub const MAX_AGE_DAYS_LIMIT: f64 = 36_500.0;
+
+fn default_max_age_days() -> f64 {
+    DEFAULT_MAX_AGE_DAYS
 }
 
 impl Identity {
@@ -33,7 +46,18 @@ impl Identity {
         if self.name.trim().is_empty() {
             return Err("`name` is empty".into());
         }
+        if !(self.max_age_days > 0.0 && self.max_age_days <= MAX_AGE_DAYS_LIMIT) {
+            return Err(format!(
+                "`max_age_days` {} is not more than 0 and at most {MAX_AGE_DAYS_LIMIT}",
+                self.max_age_days
+            ));
+        }
         self.trained_at_unix().map(|_| ())
+    }
+
+    /// `max_age_days` in seconds.
+    pub fn max_age_seconds(&self) -> f64 {
+        self.max_age_days * 86_400.0
     }
 
     /// `trained_at` as seconds since the Unix epoch, with sub-second precision.
@@ -228,6 +252,34 @@ mod tests {
         assert_eq!(id.trained_at_unix(), Ok(1_795_219_200.5));
         let full = Manifest::parse(&bundled()).expect("valid");
         assert_eq!(Identity::parse(&bundled()), Ok(full.identity));
+    }
+
+    #[test]
+    fn max_age_days_is_30_unless_set_and_must_be_a_positive_number_of_days() {
+        let with = |max_age: &str| {
+            Identity::parse(&format!(
+                r#"{{"name":"m","version":"1","trained_at":"2026-11-21T00:00:00Z"{max_age}}}"#
+            ))
+        };
+        assert_eq!(with("").map(|i| i.max_age_seconds()), Ok(2_592_000.0));
+        assert_eq!(
+            with(r#","max_age_days":0.5"#).map(|i| i.max_age_seconds()),
+            Ok(43_200.0)
+        );
+        for bad in ["0", "-1", "36501"] {
+            let err = with(&format!(r#","max_age_days":{bad}"#)).expect_err(bad);
+            assert!(err.contains("max_age_days"), "{bad}: {err}");
+        }
+        for not_a_number in ["\"7\"", "null"] {
+            assert!(with(&format!(r#","max_age_days":{not_a_number}"#)).is_err());
+        }
+        let mut raw: serde_json::Value = serde_json::from_str(&bundled()).expect("json");
+        raw["max_age_days"] = serde_json::json!(-3);
+        assert!(
+            Manifest::parse(&raw.to_string())
+                .expect_err("rejected")
+                .contains("max_age_days")
+        );
     }
 
     #[test]

@@ -140,6 +140,15 @@ fn read_bundle(
         },
         manifest.trained_at_unix()?,
     );
+    out.gauge(
+        "model_max_age",
+        "How old the model may get before ModelStale fires (manifest `max_age_days`, 30 days unless set)",
+        Some(Unit::Seconds),
+        ModelLabels {
+            model: model.clone(),
+        },
+        manifest.max_age_seconds(),
+    );
     out.info(
         "model",
         "The deployed model and its version (manifest `name`, `version`)",

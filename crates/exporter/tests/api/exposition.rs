@@ -72,6 +72,7 @@ async fn a_scrape_is_valid_openmetrics() {
         "model_artifact_modified_timestamp_seconds gauge ",
         "model info 1",
         "model_trained_timestamp_seconds gauge 1",
+        "model_max_age_seconds gauge 1",
         "exporter_collector_success gauge 4",
         "exporter_collector_duration_seconds gauge 4",
         "exporter_build info 1",

@@ -14,6 +14,8 @@ async fn the_bundled_model_is_reported_from_its_manifest() {
         scrape.get("model_trained_timestamp_seconds", &model),
         1_795_219_200.0
     );
+    // No max_age_days in the bundled manifest: 30 days.
+    assert_eq!(scrape.get("model_max_age_seconds", &model), 2_592_000.0);
     assert_eq!(
         scrape.get(
             "model_info",
@@ -76,6 +78,35 @@ async fn a_replaced_file_shows_at_the_next_scrape() {
 }
 
 #[tokio::test]
+async fn a_manifests_max_age_days_is_exported_from_the_next_scrape_on() {
+    let bundle = copy_of_bundled_model();
+    let dir = bundle.path().to_path_buf();
+    let app = spawn_app_with(|s| s.collectors.model_bundles = vec![dir]).await;
+    let model = [("model", "breast-cancer")];
+    assert_eq!(
+        app.scrape().await.get("model_max_age_seconds", &model),
+        2_592_000.0
+    );
+
+    let path = bundle.path().join("model.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("manifest")).expect("json");
+    manifest["max_age_days"] = serde_json::json!(7);
+    std::fs::write(&path, manifest.to_string()).expect("write");
+    let scrape = app.scrape().await;
+
+    assert_eq!(scrape.get("model_max_age_seconds", &model), 604_800.0);
+    assert_eq!(scrape.collector_success("model_artifacts"), 1.0);
+
+    manifest["max_age_days"] = serde_json::json!(0);
+    std::fs::write(&path, manifest.to_string()).expect("write");
+    let scrape = app.scrape().await;
+
+    assert_eq!(scrape.collector_success("model_artifacts"), 0.0);
+    assert_eq!(scrape.count("model_max_age_seconds"), 0);
+}
+
+#[tokio::test]
 async fn deleting_the_bundle_fails_only_this_collector_and_drops_its_series() {
     let bundle = copy_of_bundled_model();
     let dir = bundle.path().to_path_buf();
@@ -90,6 +121,7 @@ async fn deleting_the_bundle_fails_only_this_collector_and_drops_its_series() {
         "model_artifact_modified_timestamp_seconds",
         "model_artifact_size_bytes",
         "model_trained_timestamp_seconds",
+        "model_max_age_seconds",
         "model_info",
     ] {
         assert_eq!(scrape.count(name), 0, "{name} should be gone");
