@@ -5,14 +5,20 @@ Reproducible: scikit-learn's bundled breast-cancer data (no download), a stratif
 seed 42, pinned library versions (scripts/requirements-train.txt) and a fixed trained-at timestamp, so
 running it again gives the same bytes. Usage:
 
-    python3 -m venv .venv && .venv/bin/pip install -r scripts/requirements-train.txt
-    .venv/bin/python scripts/train_model.py [--out models/breast-cancer] [--trained-at 2026-11-21T00:00:00Z]
+    python3 -m venv .venv-train && .venv-train/bin/pip install -r scripts/requirements-train.txt
+    .venv-train/bin/python scripts/train_model.py [--out models/breast-cancer] [--trained-at 2026-11-21T00:00:00Z]
+        [--version 1.0.0] [--max-age-days DAYS]
+
+Retraining (ModelStale): `--trained-at now --version 1.0.1` writes the same model with today's
+training time and a new version; everything else stays reproducible. `--max-age-days` sets how old
+the model may get before ModelStale fires (the manifest's `max_age_days`; 30 days when absent).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import hashlib
 import json
 from pathlib import Path
@@ -55,8 +61,17 @@ def quantile_bins(column: np.ndarray) -> tuple[list[float], list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "models" / NAME))
-    parser.add_argument("--trained-at", default=TRAINED_AT)
+    parser.add_argument("--trained-at", default=TRAINED_AT, help="RFC 3339 time, or `now`")
+    parser.add_argument("--version", default=VERSION)
+    parser.add_argument("--max-age-days", type=float, default=None,
+                        help="how old the model may get before ModelStale fires (default: 30, not written)")
     args = parser.parse_args()
+    if args.trained_at == "now":
+        args.trained_at = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    else:
+        dt.datetime.fromisoformat(args.trained_at.replace("Z", "+00:00"))  # refuse a malformed time early
+    if args.max_age_days is not None and not 0 < args.max_age_days <= 36500:
+        parser.error("--max-age-days must be more than 0 and at most 36500")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -110,8 +125,9 @@ def main() -> None:
     manifest = {
         "format_version": 1,
         "name": NAME,
-        "version": VERSION,
+        "version": args.version,
         "trained_at": args.trained_at,
+        **({"max_age_days": args.max_age_days} if args.max_age_days is not None else {}),
         "task": "binary-classification",
         "framework": "scikit-learn Pipeline(StandardScaler, RandomForestClassifier) -> skl2onnx",
         "input": {"name": "input", "dtype": "float32", "shape": [None, len(features)]},
