@@ -13,8 +13,6 @@ use prometheus_client::registry::Unit;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const MANIFEST: &str = "model.json";
-
 pub(crate) struct ModelArtifactsCollector {
     bundles: Vec<PathBuf>,
     max_file_bytes: u64,
@@ -73,7 +71,7 @@ fn read_bundle(
     seen_models: &[String],
     max_file_bytes: u64,
 ) -> Result<(String, Samples), String> {
-    let manifest_path = dir.join(MANIFEST);
+    let manifest_path = dir.join(model_bundle::MANIFEST_FILE);
     let json = read_small_file(&manifest_path, max_file_bytes)?;
     let manifest =
         Identity::parse(&json).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
@@ -286,10 +284,11 @@ mod tests {
 
         // A manifest that is a link to /dev/zero (never ends) or a FIFO (blocks on open).
         let zero = tempfile::tempdir().expect("tempdir");
-        std::os::unix::fs::symlink("/dev/zero", zero.path().join(MANIFEST)).expect("symlink");
+        std::os::unix::fs::symlink("/dev/zero", zero.path().join(model_bundle::MANIFEST_FILE))
+            .expect("symlink");
         let fifo = tempfile::tempdir().expect("tempdir");
         let made = std::process::Command::new("mkfifo")
-            .arg(fifo.path().join(MANIFEST))
+            .arg(fifo.path().join(model_bundle::MANIFEST_FILE))
             .status()
             .expect("mkfifo");
         assert!(made.success());

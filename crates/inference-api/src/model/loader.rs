@@ -100,7 +100,7 @@ pub(crate) fn check_runtime(settings: &ModelSettings) -> anyhow::Result<()> {
 pub fn load_bundle(settings: &ModelSettings, workers: usize) -> anyhow::Result<LoadedModel> {
     check_runtime(settings)?;
     let dir = &settings.bundle_dir;
-    let raw = read(dir, "model.json")?;
+    let raw = read(dir, model_bundle::MANIFEST_FILE)?;
     let raw_text = std::str::from_utf8(&raw).context("model.json is not UTF-8")?;
     let manifest = Manifest::parse(raw_text).map_err(anyhow::Error::msg)?;
     let raw_json: serde_json::Value = serde_json::from_str(raw_text)?;
