@@ -504,9 +504,9 @@ fn fast_path_agrees(json: &[u8]) -> Result<bool, String> {
 /// `max_rows` limit, and checks what it accepts: the fuzz target `v2_infer` (crates/fuzz) calls
 /// it. The first two bytes of `input` choose the `Inference-Header-Content-Length` (0: none;
 /// else that value minus 1, which may lie past the end), the rest is the body. `Ok(Some(rows))`
-/// when the request is accepted, `Ok(None)` when refused, `Err` when an accepted request breaks
-/// an invariant (a matrix that is not `rows × features` finite values, or an output the model
-/// does not have).
+/// when the request is accepted, `Ok(None)` when refused, `Err` when the fast path and serde_json
+/// read the JSON part differently or an accepted request breaks an invariant (a matrix that is not
+/// `rows × features` finite values, or an output the model does not have).
 pub fn v2_infer_accepts(
     input: &[u8],
     features: usize,
