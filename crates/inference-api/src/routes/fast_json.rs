@@ -110,13 +110,7 @@ impl<'a> Cursor<'a> {
                 }
                 i += 1;
             }
-            let (x, end) = number(b, skip_whitespace(b, i))?;
-            let x = x as f32;
-            if !x.is_finite() {
-                return None;
-            }
-            self.values.push(x);
-            i = end;
+            i = push_number(b, skip_whitespace(b, i), &mut self.values)?;
         }
         self.i = i;
         self.eat(b']')
