@@ -1,14 +1,18 @@
-//! `model_artifacts`: when each file of each model bundle was last modified, how large it is, and
-//! what the bundle's manifest (`model.json`) says about the model. Read at scrape time (a few
-//! `stat` calls and one small JSON file per bundle), so a replaced file shows at the next scrape.
+//! `model_artifacts`: when each file of each model's served bundle was last modified, how large it
+//! is, and what the bundle's manifest (`model.json`) says about the model. Each configured folder
+//! is a model folder (`model_bundle::repository`): the newest version in it is the one the API
+//! serves and the one reported. Read at scrape time (a few `stat` calls and small JSON files per
+//! model), so a replaced file or a new version shows at the next scrape.
 //!
 //! A bundle that cannot be read completely exports nothing at all: no stale and no partial values.
+//! A version that cannot be read is an error of the collector; the newest readable one is reported.
 
 use super::{
     CollectError, Collector, CollectorName, ModelArtifactLabels, ModelInfoLabels, ModelLabels,
     Samples,
 };
 use model_bundle::Identity;
+use model_bundle::repository::{model_versions, read_small_file};
 use prometheus_client::registry::Unit;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,35 +30,6 @@ impl ModelArtifactsCollector {
             max_file_bytes,
         }
     }
-}
-
-/// Reads a small text file: a regular file of at most `max` bytes, else an error. Never opens
-/// anything else (a FIFO would block, `/dev/zero` would never end) and never reads past `max`.
-fn read_small_file(path: &Path, max: u64) -> Result<String, String> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!("{} is not a regular file", path.display()));
-    }
-    if meta.len() > max {
-        return Err(format!(
-            "{} is {} bytes, over the limit of {max} (collectors.max_file_bytes)",
-            path.display(),
-            meta.len()
-        ));
-    }
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::io::Read::take(file, max + 1), &mut text)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if text.len() as u64 > max {
-        return Err(format!(
-            "{} grew past the limit of {max} bytes while being read",
-            path.display()
-        ));
-    }
-    Ok(text)
 }
 
 /// Seconds since the Unix epoch, with sub-second precision (negative before 1970).
@@ -167,7 +142,25 @@ impl Collector for ModelArtifactsCollector {
         let mut errors = Vec::new();
         let mut models = Vec::new();
         for dir in &self.bundles {
-            match read_bundle(dir, &models, self.max_file_bytes) {
+            // The newest readable version of each model folder; unreadable versions are errors.
+            let found = match model_versions(dir, self.max_file_bytes) {
+                Ok(found) => found,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            errors.extend(found.bad.iter().map(|b| b.reason.clone()));
+            let Some(latest) = found.latest() else {
+                if found.bad.is_empty() {
+                    errors.push(format!(
+                        "{}: no model version (no model.json in it or in a sub-folder)",
+                        dir.display()
+                    ));
+                }
+                continue;
+            };
+            match read_bundle(&latest.dir, &models, self.max_file_bytes) {
                 Ok((model, samples)) => {
                     models.push(model);
                     out.append(samples);
@@ -271,6 +264,45 @@ mod tests {
         );
         assert_eq!(out.value("model_trained_timestamp", model("other")), None);
         assert_eq!(out.families()[0].samples.len(), 2, "only the good bundle");
+    }
+
+    #[test]
+    fn the_newest_version_of_a_model_folder_is_reported() {
+        let dir = bundle(MANIFEST_FIXTURE);
+        let newer = dir.path().join("1.0.1");
+        std::fs::create_dir(&newer).expect("mkdir");
+        let manifest = MANIFEST_FIXTURE
+            .replace("1.0.0", "1.0.1")
+            .replace("2026-11-21", "2026-12-01");
+        std::fs::write(newer.join("model.json"), manifest).expect("write");
+        std::fs::write(newer.join("model.onnx"), b"01234").expect("write");
+        let collector = ModelArtifactsCollector::new(vec![dir.path().to_path_buf()], 1 << 20);
+        let mut out = Samples::default();
+        collector.collect(&mut out).expect("readable versions");
+        assert_eq!(
+            out.value("model_trained_timestamp", model("breast-cancer")),
+            Some(1_795_219_200.0 + 10.0 * 86_400.0)
+        );
+        let info = |version: &str| ModelInfoLabels {
+            model: "breast-cancer".into(),
+            version: version.into(),
+        };
+        assert_eq!(out.value("model", info("1.0.1")), Some(1.0));
+        assert_eq!(out.value("model", info("1.0.0")), None);
+        let onnx = ModelArtifactLabels {
+            model: "breast-cancer".into(),
+            artifact: "model.onnx".into(),
+        };
+        assert_eq!(out.value("model_artifact_size", onnx), Some(5.0));
+
+        // A broken newer version: an error, and the newest readable one is still reported.
+        let broken = dir.path().join("1.0.2");
+        std::fs::create_dir(&broken).expect("mkdir");
+        std::fs::write(broken.join("model.json"), "{").expect("write");
+        let mut out = Samples::default();
+        let err = collector.collect(&mut out).expect_err("a broken version");
+        assert!(err.0.contains("1.0.2/model.json"), "{err}");
+        assert_eq!(out.value("model", info("1.0.1")), Some(1.0));
     }
 
     #[test]
