@@ -84,7 +84,7 @@ fn held_out_rows(bundle: &Path, features: usize) -> anyhow::Result<Vec<Vec<f32>>
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let settings = inference_api::configuration::get_configuration()?;
-    let model = load_bundle(&settings.model, args.threads)?;
+    let model = load_bundle(&settings.model, &settings.model.bundle_dir, args.threads)?;
     let rows = held_out_rows(&settings.model.bundle_dir, model.features())?;
     if rows.is_empty() {
         bail!("no held-out rows in the bundle");

@@ -55,12 +55,26 @@ pub(crate) enum SessionSharing {
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct ModelSettings {
+    /// The model's folder: a bundle and/or version sub-folders (`model_bundle::repository`).
     pub bundle_dir: PathBuf,
+    /// Seconds between looks at `bundle_dir` for a new, changed or removed version; 0 = never.
+    pub poll_interval_seconds: f64,
+    /// The largest `model.onnx` loaded; a larger one is refused unread.
+    pub max_model_bytes: u64,
     pub onnxruntime_path: PathBuf,
     pub(crate) session_sharing: SessionSharing,
     pub(crate) intra_threads: usize,
     /// Rows of concurrent requests on one worker that may share one model call (0 = never share).
     pub coalesce_max_rows: usize,
+}
+
+impl ModelSettings {
+    /// How often to look for a new version, or `None` when hot reload is off.
+    pub(crate) fn poll_interval(&self) -> Option<Duration> {
+        Duration::try_from_secs_f64(self.poll_interval_seconds)
+            .ok()
+            .filter(|d| !d.is_zero())
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -162,6 +176,8 @@ mod tests {
         assert_eq!(s.server.port, 8000);
         assert_eq!(s.model.bundle_dir, PathBuf::from("models/breast-cancer"));
         assert_eq!(s.model.session_sharing, SessionSharing::PerWorker);
+        assert_eq!(s.model.poll_interval(), Some(Duration::from_secs(2)));
+        assert_eq!(s.model.max_model_bytes, 256 << 20);
         assert_eq!(s.limits.max_batch_rows, 1000);
         assert_eq!(
             s.quality.missing_values,

@@ -4,6 +4,7 @@
 use crate::configuration::MetricsSettings;
 use crate::model::LoadedModel;
 use crate::quality::drift::DriftWindow;
+use arc_swap::ArcSwapOption;
 use metrics_core::buckets::{Buckets, HistogramFamily};
 use metrics_core::http::HttpMetrics;
 use prometheus_client::collector::Collector;
@@ -17,7 +18,6 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use std::fmt::Write;
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -114,6 +114,31 @@ struct OutcomeLabels {
     outcome: FeedbackOutcome,
 }
 
+/// How an attempt to load a model version ended.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub(crate) enum LoadOutcome {
+    /// Loaded, warmed up and served.
+    Loaded,
+    /// Refused (bad manifest, bad ONNX, checksum mismatch, wrong shapes, too large): the
+    /// version already serving keeps serving.
+    Failed,
+}
+
+impl EncodeLabelValue for LoadOutcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(match self {
+            Self::Loaded => "loaded",
+            Self::Failed => "failed",
+        })
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LoadLabels {
+    model: Arc<str>,
+    outcome: LoadOutcome,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ScoreLabels {
     model: Arc<str>,
@@ -139,7 +164,8 @@ pub(crate) struct InferenceMetrics {
     feedback: Family<OutcomeLabels, Counter>,
     feedback_unmatched: Family<ModelLabels, Counter>,
     feedback_evicted: Family<ModelLabels, Counter>,
-    drift: Arc<OnceLock<DriftExport>>,
+    loads: Family<LoadLabels, Counter>,
+    drift: Arc<ArcSwapOption<DriftExport>>,
 }
 
 /// Handles of one published model, resolved once.
@@ -158,7 +184,7 @@ pub(crate) struct ModelHandles {
 
 /// PSI per feature and window size, computed from the drift window at scrape time.
 #[derive(Debug)]
-struct DriftCollector(Arc<OnceLock<DriftExport>>);
+struct DriftCollector(Arc<ArcSwapOption<DriftExport>>);
 
 struct DriftExport {
     model: Arc<str>,
@@ -176,7 +202,7 @@ impl std::fmt::Debug for DriftExport {
 
 impl Collector for DriftCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(export) = self.0.get() else {
+        let Some(export) = self.0.load_full() else {
             return Ok(());
         };
         let snapshot = export.window.snapshot(std::time::Instant::now());
@@ -233,7 +259,8 @@ impl InferenceMetrics {
             feedback: Family::default(),
             feedback_unmatched: Family::default(),
             feedback_evicted: Family::default(),
-            drift: Arc::new(OnceLock::new()),
+            loads: Family::default(),
+            drift: Arc::new(ArcSwapOption::empty()),
         };
         r.register(
             "errors",
@@ -314,6 +341,11 @@ impl InferenceMetrics {
             "Predicted rows evicted unlabelled from the feedback store",
             m.feedback_evicted.clone(),
         );
+        r.register(
+            "model_loads",
+            "Attempts to load a model version (at startup or a new one while serving), by outcome",
+            m.loads.clone(),
+        );
         r.register_collector(Box::new(DriftCollector(m.drift.clone())));
         m
     }
@@ -324,10 +356,22 @@ impl InferenceMetrics {
             .inc();
     }
 
-    /// Sets the model's info gauges and resolves its hot-path handles; exports `drift` if given.
+    /// Counts one attempt to load a version of `model`.
+    pub(crate) fn count_load(&self, model: &str, outcome: LoadOutcome) {
+        self.loads
+            .get_or_create(&LoadLabels {
+                model: Arc::from(model),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Sets the model's info gauges (dropping `replaced`, the version it takes over from) and
+    /// resolves its hot-path handles; exports `drift` if given.
     pub(crate) fn publish_model(
         &self,
         model: &LoadedModel,
+        replaced: Option<&str>,
         drift: Option<Arc<DriftWindow>>,
     ) -> ModelHandles {
         let name: Arc<str> = model.name.clone();
@@ -335,6 +379,12 @@ impl InferenceMetrics {
         let labels = ModelLabels {
             model: name.clone(),
         };
+        if let Some(old) = replaced.filter(|&v| v != m.version()) {
+            self.model_info.remove(&VersionLabels {
+                model: name.clone(),
+                version: Arc::from(old),
+            });
+        }
         self.model_info
             .get_or_create(&VersionLabels {
                 model: name.clone(),
@@ -390,13 +440,13 @@ impl InferenceMetrics {
             outcome(FeedbackOutcome::Correct),
             outcome(FeedbackOutcome::Incorrect),
         );
-        if let Some(window) = drift {
-            let _ = self.drift.set(DriftExport {
+        self.drift.store(drift.map(|window| {
+            Arc::new(DriftExport {
                 model: name.clone(),
                 features,
                 window,
-            });
-        }
+            })
+        }));
         ModelHandles {
             out_of_range,
             missing,

@@ -30,6 +30,7 @@ prediction bodies.";
         routes::feedback::feedback,
         routes::info::service_info,
         routes::info::model_manifest,
+        routes::models::models,
         routes::health::health,
         routes::health::ready,
         metrics_core::exposition::metrics_endpoint,

@@ -2,10 +2,11 @@
 
 use crate::configuration::{ModelSettings, Settings};
 use crate::error::ApiError;
-use crate::metrics::{ErrorKind, InferenceMetrics};
+use crate::metrics::{ErrorKind, InferenceMetrics, LoadOutcome};
 use crate::model::coalesce::Coalescer;
 use crate::model::{load_bundle, loader};
 use crate::openapi::{self, RenderedDocument, openapi_json};
+use crate::routes::models::{ModelView, ModelsView, VersionState};
 use crate::routes::{self, v2};
 use crate::state::{AppState, WorkerIndex};
 use actix_web::body::MessageBody;
@@ -15,10 +16,13 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, FromRequest, Handler, HttpServer, Responder, Route, web};
 use metrics_core::exposition::metrics_endpoint;
 use metrics_core::http::{ObserveHttp, route_template};
+use model_bundle::repository::{Fingerprint, ModelVersions, model_versions};
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// A bound, not yet running application. `port()` is the real port (tests bind port 0).
 pub struct Application {
@@ -27,20 +31,120 @@ pub struct Application {
     loader: ModelLoader,
 }
 
-/// Loads the configured model in the background and publishes it to the running server.
+/// Loads the newest version of the configured model in the background, publishes it to the
+/// running server, and then keeps looking for a newer one (`model.poll_interval_seconds`).
 #[derive(Clone)]
 pub struct ModelLoader {
     state: web::Data<AppState>,
     settings: ModelSettings,
     workers: usize,
+    watch: Arc<Mutex<Watched>>,
+}
+
+/// What the loader has seen in the model's folder.
+#[derive(Default)]
+struct Watched {
+    /// The version served, as its files were when it was loaded.
+    served: Option<(PathBuf, Fingerprint)>,
+    /// The versions refused, as their files were, and why: not tried again until they change.
+    refused: HashMap<PathBuf, (Fingerprint, String)>,
+    /// The problems last logged with the folder's versions: each is logged once, not every poll.
+    reported: Vec<String>,
 }
 
 impl ModelLoader {
-    /// Loads, warms up and publishes the model; `/ready` answers 200 afterwards.
+    /// Loads, warms up and publishes the newest version (unless it is served already); `/ready`
+    /// answers 200 afterwards.
     pub async fn load(&self) -> anyhow::Result<()> {
-        let settings = self.settings.clone();
-        let workers = self.workers;
-        let model = tokio::task::spawn_blocking(move || load_bundle(&settings, workers)).await??;
+        self.check().await.map(|_| ())
+    }
+
+    /// Looks at the model's folder every `model.poll_interval_seconds` and serves the newest
+    /// version whenever it is new or changed. Never returns (unless polling is off).
+    pub async fn watch(&self) {
+        let Some(every) = self.settings.poll_interval() else {
+            return;
+        };
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            // Errors are logged and counted by `check`; the version serving keeps serving.
+            let _ = self.check().await;
+        }
+    }
+
+    /// Loads the newest version if it is not the one served (nor one already refused as it is).
+    /// `Ok(Some(version))` when it loaded one, `Ok(None)` when there was nothing new, `Err` when
+    /// there is no version or the newest was refused.
+    async fn check(&self) -> anyhow::Result<Option<String>> {
+        let dir = self.settings.bundle_dir.clone();
+        let found =
+            tokio::task::spawn_blocking(move || model_versions(&dir, loader::MAX_MANIFEST_BYTES))
+                .await?;
+        let found = match found {
+            Ok(found) => found,
+            Err(e) => {
+                self.report(vec![e.clone()]);
+                anyhow::bail!(e);
+            }
+        };
+        let mut problems: Vec<String> = found.bad.iter().map(|b| b.reason.clone()).collect();
+        let Some(latest) = found.latest().cloned() else {
+            problems.push(format!(
+                "{}: no model version (no model.json in it or in a sub-folder)",
+                self.settings.bundle_dir.display()
+            ));
+            let e = problems.join("; ");
+            self.report(problems);
+            anyhow::bail!(e);
+        };
+        self.report(problems);
+        let seen = Some((latest.dir.clone(), latest.fingerprint));
+        let (served, refused) = {
+            let mut watched = self.watched();
+            // Forget refusals of versions that are gone.
+            watched
+                .refused
+                .retain(|dir, _| found.versions.iter().any(|v| &v.dir == dir));
+            let refused = watched
+                .refused
+                .get(&latest.dir)
+                .is_some_and(|(f, _)| *f == latest.fingerprint);
+            (watched.served == seen, refused)
+        };
+        self.show(&found, (!served && !refused).then_some(&latest.dir));
+        if served {
+            return Ok(None);
+        }
+        if refused {
+            anyhow::bail!("{} was refused", latest.dir.display());
+        }
+        let (settings, workers, dir) = (self.settings.clone(), self.workers, latest.dir.clone());
+        let started = std::time::Instant::now();
+        let loaded =
+            tokio::task::spawn_blocking(move || load_bundle(&settings, &dir, workers)).await?;
+        let model = match loaded {
+            Ok(model) => model,
+            Err(e) => {
+                self.state
+                    .metrics
+                    .count_load(&found.model, LoadOutcome::Failed);
+                tracing::error!(
+                    model = %found.model,
+                    model_version = %latest.version,
+                    bundle_dir = %latest.dir.display(),
+                    error.message = %format!("{e:#}"),
+                    "model version refused; the version already serving keeps serving"
+                );
+                self.watched()
+                    .refused
+                    .insert(latest.dir.clone(), (latest.fingerprint, format!("{e:#}")));
+                self.show(&found, None);
+                return Err(e);
+            }
+        };
         let (ort_version, ort_build) = loader::runtime_description(&self.settings);
         let (name, version, sessions) = (
             model.manifest.name().to_string(),
@@ -48,17 +152,58 @@ impl ModelLoader {
             model.sessions(),
         );
         // Published before it is logged: whoever reads "model loaded" can predict at once.
-        self.publish(model);
+        let replaced = self.state.publish(model);
+        self.state.metrics.count_load(&name, LoadOutcome::Loaded);
+        self.watched().served = seen;
+        self.show(&found, None);
         tracing::info!(
             model = %name,
             model_version = %version,
+            replaced_version = replaced.as_ref().map(|r| r.model.manifest.version()),
             sessions,
+            load_seconds = started.elapsed().as_secs_f64(),
             onnxruntime_version = %ort_version,
             onnxruntime_build = %ort_build,
-            bundle_dir = %self.settings.bundle_dir.display(),
+            bundle_dir = %latest.dir.display(),
             "model loaded"
         );
-        Ok(())
+        Ok(Some(version))
+    }
+
+    /// Updates `GET /models` from a scan of the folder; `loading` is the version being loaded.
+    fn show(&self, found: &ModelVersions, loading: Option<&PathBuf>) {
+        let watched = self.watched();
+        let view = ModelView::new(&self.settings.bundle_dir, found, |v| {
+            let at = Some((v.dir.clone(), v.fingerprint));
+            match watched.refused.get(&v.dir) {
+                Some((f, why)) if *f == v.fingerprint => (VersionState::Failed, Some(why.clone())),
+                _ if watched.served == at => (VersionState::Ready, None),
+                _ if loading == Some(&v.dir) => (VersionState::Loading, None),
+                _ => (VersionState::Available, None),
+            }
+        });
+        drop(watched);
+        self.state
+            .set_models_view(ModelsView { models: vec![view] });
+    }
+
+    /// Logs the folder's problems when they differ from those logged last.
+    fn report(&self, problems: Vec<String>) {
+        let mut watched = self.watched();
+        if watched.reported != problems {
+            for problem in &problems {
+                tracing::error!(
+                    model_dir = %self.settings.bundle_dir.display(),
+                    error.message = %problem,
+                    "model version unusable"
+                );
+            }
+            watched.reported = problems;
+        }
+    }
+
+    fn watched(&self) -> std::sync::MutexGuard<'_, Watched> {
+        self.watch.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Publishes an already loaded model (tests publish models with fake engines).
@@ -130,6 +275,7 @@ impl Application {
             state,
             settings: settings.model.clone(),
             workers,
+            watch: Arc::default(),
         };
         Ok(Self {
             port,
@@ -147,8 +293,9 @@ impl Application {
         self.loader.clone()
     }
 
-    /// Serves and loads the model; returns when the server stops (SIGTERM/SIGINT), or with the
-    /// load error after stopping the server if the model cannot be loaded.
+    /// Serves, loads the model and then watches its folder for new versions; returns when the
+    /// server stops (SIGTERM/SIGINT), or with the load error after stopping the server if no
+    /// version can be loaded at startup.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let loader = self.loader;
@@ -156,13 +303,22 @@ impl Application {
             let result = loader.load().await;
             if result.is_err() {
                 handle.stop(false).await;
+                return result;
             }
-            result
+            loader.watch().await;
+            Ok(())
         };
-        let (served, loaded) = tokio::join!(self.server, load);
-        loaded?;
-        served?;
-        Ok(())
+        let server = self.server;
+        tokio::pin!(server);
+        tokio::select! {
+            served = &mut server => Ok(served?),
+            loaded = load => {
+                // Polling is off (the loader returned at once) or loading failed and stopped it.
+                let served = server.await;
+                loaded?;
+                Ok(served?)
+            }
+        }
     }
 
     /// Serves without loading a model: everything that needs it answers 503 until
@@ -182,6 +338,7 @@ pub(crate) fn api_routes() -> RouteTable {
         .add(Method::POST, "/feedback", routes::feedback)
         .add(Method::GET, "/", routes::service_info)
         .add(Method::GET, "/model", routes::model_manifest)
+        .add(Method::GET, "/models", routes::models)
         .add(Method::GET, "/health", routes::health)
         .add(Method::GET, "/ready", routes::ready)
         .add(Method::GET, "/metrics", metrics_endpoint)

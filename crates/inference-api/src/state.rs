@@ -8,8 +8,10 @@ use crate::model::features::FeatureMatrix;
 use crate::model::{EngineError, LoadedModel, Predictions};
 use crate::quality::drift::{DriftWindow, FeatureBins};
 use crate::quality::feedback::FeedbackStore;
+use crate::routes::models::ModelsView;
+use arc_swap::ArcSwapOption;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// The published model with its metric handles, drift window and feedback store.
@@ -18,7 +20,8 @@ pub(crate) struct ServingModel {
     pub(crate) handles: ModelHandles,
     pub(crate) bins: FeatureBins,
     pub(crate) drift: Option<Arc<DriftWindow>>,
-    pub(crate) feedback: FeedbackStore,
+    /// Shared by the model's versions: feedback on a prediction made before a swap still counts.
+    pub(crate) feedback: Arc<FeedbackStore>,
 }
 
 impl RunModel for ServingModel {
@@ -60,7 +63,8 @@ impl ServingModel {
 }
 
 pub(crate) struct AppState {
-    model: OnceLock<Arc<ServingModel>>,
+    /// The version being served. Swapped whole: a request keeps the version it started with.
+    model: ArcSwapOption<ServingModel>,
     pub(crate) metrics: InferenceMetrics,
     pub(crate) limits: LimitSettings,
     pub(crate) quality: QualitySettings,
@@ -69,6 +73,8 @@ pub(crate) struct AppState {
     feedback: FeedbackSettings,
     workers: usize,
     in_flight: AtomicUsize,
+    /// `GET /models`: what the loader last saw in the model's folder.
+    models_view: Mutex<ModelsView>,
 }
 
 /// The index of the actix worker a request runs on; picks that worker's ONNX session and shards.
@@ -85,7 +91,7 @@ impl AppState {
         workers: usize,
     ) -> Self {
         Self {
-            model: OnceLock::new(),
+            model: ArcSwapOption::empty(),
             metrics,
             limits,
             quality,
@@ -93,16 +99,19 @@ impl AppState {
             feedback,
             workers,
             in_flight: AtomicUsize::new(0),
+            models_view: Mutex::default(),
         }
     }
 
-    /// The served model, or `NotReady` (503) until it is loaded and warmed up.
-    pub(crate) fn model(&self) -> Result<&Arc<ServingModel>, ApiError> {
-        self.model.get().ok_or(ApiError::NotReady)
+    /// The served model, or `NotReady` (503) until one is loaded and warmed up.
+    pub(crate) fn model(&self) -> Result<Arc<ServingModel>, ApiError> {
+        self.model.load_full().ok_or(ApiError::NotReady)
     }
 
-    /// Publishes a loaded model; from now on `/ready` answers 200. Only the first call wins.
-    pub(crate) fn publish(&self, model: LoadedModel) -> bool {
+    /// Serves `model` from now on (the first call makes `/ready` answer 200); requests already
+    /// running finish on the version they started with. Returns the version it replaced.
+    pub(crate) fn publish(&self, model: LoadedModel) -> Option<Arc<ServingModel>> {
+        let previous = self.model.load_full();
         let bins = FeatureBins::from_manifest(&model.manifest);
         let drift = self.quality.drift_tracking.then(|| {
             Arc::new(DriftWindow::new(
@@ -112,17 +121,31 @@ impl AppState {
                 self.workers,
             ))
         });
-        let handles = self.metrics.publish_model(&model, drift.clone());
-        let feedback = FeedbackStore::new(self.feedback.store_rows, self.workers);
-        self.model
-            .set(Arc::new(ServingModel {
-                model,
-                handles,
-                bins,
-                drift,
-                feedback,
-            }))
-            .is_ok()
+        let replaced = previous.as_ref().map(|p| p.model.manifest.version());
+        let handles = self.metrics.publish_model(&model, replaced, drift.clone());
+        let feedback = match &previous {
+            Some(p) if p.model.name == model.name => p.feedback.clone(),
+            _ => Arc::new(FeedbackStore::new(self.feedback.store_rows, self.workers)),
+        };
+        self.model.swap(Some(Arc::new(ServingModel {
+            model,
+            handles,
+            bins,
+            drift,
+            feedback,
+        })))
+    }
+
+    /// What `GET /models` answers.
+    pub(crate) fn models_view(&self) -> ModelsView {
+        self.models_view
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_models_view(&self, view: ModelsView) {
+        *self.models_view.lock().unwrap_or_else(|p| p.into_inner()) = view;
     }
 
     /// Admits a prediction if fewer than `max_in_flight` are running; the permit frees its slot on drop.

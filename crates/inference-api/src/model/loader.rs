@@ -95,17 +95,24 @@ pub(crate) fn check_runtime(settings: &ModelSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads the bundle in `settings.bundle_dir` with `workers` engines (per worker) or one (shared),
-/// and runs each engine once on the training means before returning.
-pub fn load_bundle(settings: &ModelSettings, workers: usize) -> anyhow::Result<LoadedModel> {
+/// Loads the bundle in `dir` (one version of the model in `settings.bundle_dir`) with `workers`
+/// engines (per worker) or one (shared), and runs each engine once on the training means before
+/// returning. Every way a bundle can be wrong is an error naming the file and the reason.
+pub fn load_bundle(
+    settings: &ModelSettings,
+    dir: &Path,
+    workers: usize,
+) -> anyhow::Result<LoadedModel> {
     check_runtime(settings)?;
-    let dir = &settings.bundle_dir;
-    let raw = read(dir, model_bundle::MANIFEST_FILE)?;
-    let raw_text = std::str::from_utf8(&raw).context("model.json is not UTF-8")?;
-    let manifest = Manifest::parse(raw_text).map_err(anyhow::Error::msg)?;
-    let raw_json: serde_json::Value = serde_json::from_str(raw_text)?;
-    let model = read(dir, "model.onnx")?;
-    if let Some(expected) = manifest.artifacts.get("model.onnx") {
+    let raw = model_bundle::repository::read_small_file(
+        &dir.join(model_bundle::MANIFEST_FILE),
+        MAX_MANIFEST_BYTES,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let manifest = Manifest::parse(&raw).map_err(|e| anyhow::anyhow!("{}/{e}", dir.display()))?;
+    let raw_json: serde_json::Value = serde_json::from_str(&raw)?;
+    let model = read_model(dir, settings.max_model_bytes)?;
+    if let Some(expected) = manifest.artifacts.get(model_bundle::MODEL_FILE) {
         let actual = format!("{:x}", Sha256::digest(&model));
         if !actual.eq_ignore_ascii_case(&expected.sha256) {
             bail!(
@@ -157,7 +164,35 @@ pub(crate) fn runtime_description(settings: &ModelSettings) -> (String, &'static
     (version, super::onnx::build_info())
 }
 
-fn read(dir: &Path, file: &str) -> anyhow::Result<Vec<u8>> {
-    let path = dir.join(file);
-    std::fs::read(&path).with_context(|| format!("reading model bundle file {}", path.display()))
+/// The largest `model.json` read (a manifest is a few kilobytes; its training bins included).
+pub(crate) const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
+/// Reads `model.onnx`: a regular file of at most `max` bytes (`model.max_model_bytes`).
+fn read_model(dir: &Path, max: u64) -> anyhow::Result<Vec<u8>> {
+    let path = dir.join(model_bundle::MODEL_FILE);
+    let meta = std::fs::metadata(&path)
+        .with_context(|| format!("reading model bundle file {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("{} is not a regular file", path.display());
+    }
+    if meta.len() > max {
+        bail!(
+            "{} is {} bytes, over model.max_model_bytes ({max})",
+            path.display(),
+            meta.len()
+        );
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(&path)?, max + 1),
+        &mut bytes,
+    )
+    .with_context(|| format!("reading model bundle file {}", path.display()))?;
+    if bytes.len() as u64 > max {
+        bail!(
+            "{} grew past model.max_model_bytes while being read",
+            path.display()
+        );
+    }
+    Ok(bytes)
 }

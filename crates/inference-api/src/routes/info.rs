@@ -86,6 +86,11 @@ pub(crate) async fn service_info(state: web::Data<AppState>) -> HttpResponse {
                 "/model",
                 "the model manifest without training statistics",
             ),
+            endpoint(
+                "GET",
+                "/models",
+                "every model version in the model's folder and its state",
+            ),
             endpoint("GET", "/health", "liveness"),
             endpoint(
                 "GET",

@@ -11,4 +11,5 @@ mod metrics;
 mod openapi;
 mod predict;
 mod quality;
+mod reload;
 mod v2;

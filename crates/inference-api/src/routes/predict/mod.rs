@@ -140,7 +140,7 @@ pub(crate) async fn predict(
     let body = super::json::read(&req, body, &state.limits).await?;
     admitted(
         &state,
-        answer(&req, &body, serving, &state, worker.0, &coalescer, &id),
+        answer(&req, &body, &serving, &state, worker.0, &coalescer, &id),
     )
     .await
 }

@@ -244,7 +244,7 @@ pub(crate) async fn infer(
     let body = super::json::read_v2(&req, body, &state.limits).await?;
     admitted(
         &state,
-        answer(&req, &body, serving, &state, worker.0, &coalescer, &id),
+        answer(&req, &body, &serving, &state, worker.0, &coalescer, &id),
     )
     .await
 }
@@ -376,7 +376,7 @@ impl IntoResponses for V2InferErrors {
 
 /// The model a V2 route names (`{name}`, and `{version}` when given): 503 until the model is
 /// loaded, 404 when this server has no such model or version.
-fn model<'a>(req: &HttpRequest, state: &'a AppState) -> Result<&'a Arc<ServingModel>, V2Error> {
+fn model(req: &HttpRequest, state: &AppState) -> Result<Arc<ServingModel>, V2Error> {
     let serving = state.model()?;
     let m = &serving.model.manifest;
     let name = req.match_info().get("name").unwrap_or_default();
