@@ -10,7 +10,10 @@ running it again gives the same bytes. Usage:
         [--version 1.0.0] [--max-age-days DAYS]
 
 Retraining (ModelStale): `--trained-at now --version 1.0.1` writes the same model with today's
-training time and a new version; everything else stays reproducible. `--max-age-days` sets how old
+training time as a new version, in the version sub-folder models/breast-cancer/1.0.1/ (unless --out
+says otherwise); everything else stays reproducible. A folder that does not exist yet is written
+under a hidden name first and renamed into place once complete, so a running API, which serves the
+newest version in the model's folder, never sees half a bundle. `--max-age-days` sets how old
 the model may get before ModelStale fires (the manifest's `max_age_days`; 30 days when absent).
 """
 
@@ -60,7 +63,8 @@ def quantile_bins(column: np.ndarray) -> tuple[list[float], list[float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "models" / NAME))
+    parser.add_argument("--out", default=None,
+                        help=f"default: models/{NAME} for version {VERSION}, else models/{NAME}/<version>")
     parser.add_argument("--trained-at", default=TRAINED_AT, help="RFC 3339 time, or `now`")
     parser.add_argument("--version", default=VERSION)
     parser.add_argument("--max-age-days", type=float, default=None,
@@ -72,7 +76,10 @@ def main() -> None:
         dt.datetime.fromisoformat(args.trained_at.replace("Z", "+00:00"))  # refuse a malformed time early
     if args.max_age_days is not None and not 0 < args.max_age_days <= 36500:
         parser.error("--max-age-days must be more than 0 and at most 36500")
-    out = Path(args.out)
+    model_dir = Path(__file__).resolve().parent.parent / "models" / NAME
+    final = Path(args.out) if args.out else model_dir if args.version == VERSION else model_dir / args.version
+    # A new folder appears complete or not at all: written under a hidden name, then renamed.
+    out = final if final.exists() else final.parent / f".{final.name}.tmp"
     out.mkdir(parents=True, exist_ok=True)
 
     data = load_breast_cancer()
@@ -151,7 +158,9 @@ def main() -> None:
         for row, y in zip(x_test, y_test):
             w.writerow([repr(float(v)) for v in row] + [classes[int(y)]])
 
-    print(f"wrote {out}: accuracy={scores['accuracy']:.4f} roc_auc={scores['roc_auc']:.4f} sha256={manifest['artifacts']['model.onnx']['sha256']}")
+    if out != final:
+        out.rename(final)
+    print(f"wrote {final}: accuracy={scores['accuracy']:.4f} roc_auc={scores['roc_auc']:.4f} sha256={manifest['artifacts']['model.onnx']['sha256']}")
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ class Stack:
     def start_api(self, env: dict | None = None) -> Process:
         """Starts the API (again) on its port; `env` adds settings (APP_...)."""
         p = self.start("inference-api", [harness.RELEASE / "inference-api"],
-                       {**harness.api_env(self.ports.api), **(env or {})})
+                       {**harness.api_env(self.ports.api, bundle=self.bundle), **(env or {})})
         wait_for("inference-api GET /ready = 200", lambda: http_ok(f"http://127.0.0.1:{self.ports.api}/ready"),
                  STARTUP_TIMEOUT, detail=lambda: self.logs(["inference-api"]))
         return p
@@ -194,7 +194,7 @@ def stack(request):
     mail.start()
     slack.start()
     rendered = harness.render(work, ports, INTERVALS, slack.url)
-    bundle = harness.copy_bundle(work / "exporter-models" / "breast-cancer")
+    bundle = harness.copy_bundle(work / "models" / "breast-cancer")
     s = Stack(work, ports, rendered, bundle, mail, slack, PromApi(ports.prometheus), AlertmanagerApi(ports.alertmanager))
     _STACK = s
     SUMMARY.append(f"work dir {work} (removed at the end); ports {ports}")

@@ -342,12 +342,15 @@ def http_ok(url: str) -> bool:
         return False
 
 
-def api_env(port: int, workers: int = 2) -> dict:
+def api_env(port: int, workers: int = 2, bundle: Path = MODEL_DIR) -> dict:
+    """The API's settings: serving the model folder `bundle` (the bundled model unless given),
+    looking for new versions every second."""
     return {
         "APP_SERVER__HOST": "127.0.0.1",
         "APP_SERVER__PORT": str(port),
         "APP_SERVER__WORKERS": str(workers),
-        "APP_MODEL__BUNDLE_DIR": str(MODEL_DIR),
+        "APP_MODEL__BUNDLE_DIR": str(bundle),
+        "APP_MODEL__POLL_INTERVAL_SECONDS": "1",
         "APP_MODEL__ONNXRUNTIME_PATH": str(ONNXRUNTIME),
     }
 

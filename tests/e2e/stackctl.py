@@ -115,7 +115,7 @@ def up() -> int:
         Process("prometheus", harness.prometheus_argv(rendered.prometheus_config, STATE / "prom-data", p.prometheus,
                                                       lifecycle=True), logs / "prometheus.log"),
         Process("exporter", [harness.RELEASE / "exporter"], logs / "exporter.log", harness.exporter_env(p.exporter, bundle)),
-        Process("inference-api", [harness.RELEASE / "inference-api"], logs / "inference-api.log", harness.api_env(p.api)),
+        Process("inference-api", [harness.RELEASE / "inference-api"], logs / "inference-api.log", harness.api_env(p.api, bundle=bundle)),
     ]
     PIDS.write_text(json.dumps({pr.name: pr.pid for pr in procs}))
     try:
