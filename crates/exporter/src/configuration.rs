@@ -125,7 +125,10 @@ mod tests {
         assert_eq!(s.server.workers, 1);
         assert_eq!(
             s.collectors.model_bundles,
-            vec![PathBuf::from("models/breast-cancer")]
+            vec![
+                PathBuf::from("models/breast-cancer"),
+                PathBuf::from("models/wine")
+            ]
         );
         assert_eq!(
             s.collectors.mountpoints,
