@@ -569,11 +569,13 @@ def check_api(src: Sources, docs: list[dict]) -> list[str]:
     if grace <= sleep + drain:
         out.append(f"{ident(w)}: terminationGracePeriodSeconds {grace} must exceed preStop {sleep} s + "
                    f"drain {drain} s (server.shutdown_timeout_seconds)")
-    bundle = src.api_production["model"]["bundle_dir"]
+    # The default model's folder in the production repository (the model `model.default` names).
+    model = {**src.api_base["model"], **src.api_production["model"]}
+    bundle = f'{model["repository"]}/{model["default"]}'
     for init in spec.get("initContainers") or []:
         if f"{bundle}/model.json" not in " ".join(init.get("command") or []):
             out.append(f"{ident(w)}: init container {init.get('name')} must wait for {bundle}/model.json "
-                       f"(production.yaml model.bundle_dir)")
+                       f"(model.repository + model.default in production.yaml over base.yaml)")
     for kind in ("PodDisruptionBudget", "HorizontalPodAutoscaler"):
         if find(docs, kind, "inference-api") is None:
             out.append(f"{kind}/inference-api is missing")

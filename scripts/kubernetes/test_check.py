@@ -226,8 +226,8 @@ class Mutations(unittest.TestCase):
         self.assertProblem("Deployment/traffic-gen: args")
 
     def test_bundle_path_changed(self):
-        self.edit("crates/inference-api/configuration/production.yaml", "bundle_dir: /app/models/breast-cancer",
-                  "bundle_dir: /app/models/iris")
+        self.edit("crates/inference-api/configuration/production.yaml", "repository: /app/models",
+                  "repository: /app/models\n  default: iris")
         self.assertProblem("must wait for /app/models/iris/model.json")
 
     # ------------------------------------------------------------------ Alertmanager

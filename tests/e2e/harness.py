@@ -343,13 +343,15 @@ def http_ok(url: str) -> bool:
 
 
 def api_env(port: int, workers: int = 2, bundle: Path = MODEL_DIR) -> dict:
-    """The API's settings: serving the model folder `bundle` (the bundled model unless given),
-    looking for new versions every second."""
+    """The API's settings: serving the repository that holds the model folder `bundle` (the
+    checkout's models/ unless given), `bundle` the default model, looking for new versions every
+    second."""
     return {
         "APP_SERVER__HOST": "127.0.0.1",
         "APP_SERVER__PORT": str(port),
         "APP_SERVER__WORKERS": str(workers),
-        "APP_MODEL__BUNDLE_DIR": str(bundle),
+        "APP_MODEL__REPOSITORY": str(bundle.parent),
+        "APP_MODEL__DEFAULT": bundle.name,
         "APP_MODEL__POLL_INTERVAL_SECONDS": "1",
         "APP_MODEL__ONNXRUNTIME_PATH": str(ONNXRUNTIME),
     }

@@ -84,8 +84,9 @@ fn held_out_rows(bundle: &Path, features: usize) -> anyhow::Result<Vec<Vec<f32>>
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let settings = inference_api::configuration::get_configuration()?;
-    let model = load_bundle(&settings.model, &settings.model.bundle_dir, args.threads)?;
-    let rows = held_out_rows(&settings.model.bundle_dir, model.features())?;
+    let dir = settings.model.default_model_dir();
+    let model = load_bundle(&settings.model, &dir, args.threads)?;
+    let rows = held_out_rows(&dir, model.features())?;
     if rows.is_empty() {
         bail!("no held-out rows in the bundle");
     }

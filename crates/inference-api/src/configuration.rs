@@ -55,9 +55,12 @@ pub(crate) enum SessionSharing {
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct ModelSettings {
-    /// The model's folder: a bundle and/or version sub-folders (`model_bundle::repository`).
-    pub bundle_dir: PathBuf,
-    /// Seconds between looks at `bundle_dir` for a new, changed or removed version; 0 = never.
+    /// The model repository: one folder per model, named after it, each holding its versions
+    /// (`model_bundle::repository`).
+    pub repository: PathBuf,
+    /// The model `POST /predict` and `/ready` serve: the name of a folder in `repository`.
+    pub default: String,
+    /// Seconds between looks at the repository for a new, changed or removed version; 0 = never.
     pub poll_interval_seconds: f64,
     /// The largest `model.onnx` loaded; a larger one is refused unread.
     pub max_model_bytes: u64,
@@ -69,6 +72,11 @@ pub struct ModelSettings {
 }
 
 impl ModelSettings {
+    /// The default model's folder.
+    pub fn default_model_dir(&self) -> PathBuf {
+        self.repository.join(&self.default)
+    }
+
     /// How often to look for a new version, or `None` when hot reload is off.
     pub(crate) fn poll_interval(&self) -> Option<Duration> {
         Duration::try_from_secs_f64(self.poll_interval_seconds)
@@ -174,7 +182,12 @@ mod tests {
     fn embedded_defaults_serve_the_bundled_model() {
         let s = get_configuration().expect("embedded configuration parses");
         assert_eq!(s.server.port, 8000);
-        assert_eq!(s.model.bundle_dir, PathBuf::from("models/breast-cancer"));
+        assert_eq!(s.model.repository, PathBuf::from("models"));
+        assert_eq!(s.model.default, "breast-cancer");
+        assert_eq!(
+            s.model.default_model_dir(),
+            PathBuf::from("models/breast-cancer")
+        );
         assert_eq!(s.model.session_sharing, SessionSharing::PerWorker);
         assert_eq!(s.model.poll_interval(), Some(Duration::from_secs(2)));
         assert_eq!(s.model.max_model_bytes, 256 << 20);

@@ -20,6 +20,7 @@ mod metrics;
 pub mod model;
 pub mod openapi;
 mod quality;
+mod reload;
 mod routes;
 pub mod startup;
 mod state;

@@ -4,7 +4,6 @@
 use crate::configuration::MetricsSettings;
 use crate::model::LoadedModel;
 use crate::quality::drift::DriftWindow;
-use arc_swap::ArcSwapOption;
 use metrics_core::buckets::{Buckets, HistogramFamily};
 use metrics_core::http::HttpMetrics;
 use prometheus_client::collector::Collector;
@@ -16,8 +15,10 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -165,7 +166,9 @@ pub(crate) struct InferenceMetrics {
     feedback_unmatched: Family<ModelLabels, Counter>,
     feedback_evicted: Family<ModelLabels, Counter>,
     loads: Family<LoadLabels, Counter>,
-    drift: Arc<ArcSwapOption<DriftExport>>,
+    drift: DriftExports,
+    /// The version each model's info series names.
+    model_info_versions: Arc<Mutex<BTreeMap<Arc<str>, Arc<str>>>>,
 }
 
 /// Handles of one published model, resolved once.
@@ -184,7 +187,10 @@ pub(crate) struct ModelHandles {
 
 /// PSI per feature and window size, computed from the drift window at scrape time.
 #[derive(Debug)]
-struct DriftCollector(Arc<ArcSwapOption<DriftExport>>);
+struct DriftCollector(DriftExports);
+
+/// The drift window of each model's served version, by model.
+type DriftExports = Arc<Mutex<BTreeMap<Arc<str>, Arc<DriftExport>>>>;
 
 struct DriftExport {
     model: Arc<str>,
@@ -202,21 +208,32 @@ impl std::fmt::Debug for DriftExport {
 
 impl Collector for DriftCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(export) = self.0.load_full() else {
+        let exports: Vec<Arc<DriftExport>> = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        if exports.is_empty() {
             return Ok(());
-        };
-        let snapshot = export.window.snapshot(std::time::Instant::now());
-        let rows = ConstGauge::new(snapshot.rows as i64);
+        }
+        let now = std::time::Instant::now();
+        let snapshots: Vec<_> = exports.iter().map(|e| e.window.snapshot(now)).collect();
         let mut family = encoder.encode_descriptor(
             "drift_window_rows",
             "Rows in the drift window (the PSI sample size)",
             None,
-            rows.metric_type(),
+            prometheus_client::metrics::MetricType::Gauge,
         )?;
-        rows.encode(family.encode_family(&ModelLabels {
-            model: export.model.clone(),
-        })?)?;
-        if snapshot.psi.is_empty() {
+        for (export, snapshot) in exports.iter().zip(&snapshots) {
+            ConstGauge::new(snapshot.rows as i64).encode(family.encode_family(
+                &ModelLabels {
+                    model: export.model.clone(),
+                },
+            )?)?;
+        }
+        if snapshots.iter().all(|s| s.psi.is_empty()) {
             return Ok(());
         }
         let mut family = encoder.encode_descriptor(
@@ -225,12 +242,14 @@ impl Collector for DriftCollector {
             None,
             prometheus_client::metrics::MetricType::Gauge,
         )?;
-        for (feature, psi) in export.features.iter().zip(&snapshot.psi) {
-            let labels = FeatureLabels {
-                model: export.model.clone(),
-                feature: feature.clone(),
-            };
-            ConstGauge::new(*psi).encode(family.encode_family(&labels)?)?;
+        for (export, snapshot) in exports.iter().zip(&snapshots) {
+            for (feature, psi) in export.features.iter().zip(&snapshot.psi) {
+                let labels = FeatureLabels {
+                    model: export.model.clone(),
+                    feature: feature.clone(),
+                };
+                ConstGauge::new(*psi).encode(family.encode_family(&labels)?)?;
+            }
         }
         Ok(())
     }
@@ -260,7 +279,8 @@ impl InferenceMetrics {
             feedback_unmatched: Family::default(),
             feedback_evicted: Family::default(),
             loads: Family::default(),
-            drift: Arc::new(ArcSwapOption::empty()),
+            drift: DriftExports::default(),
+            model_info_versions: Arc::default(),
         };
         r.register(
             "errors",
@@ -356,6 +376,32 @@ impl InferenceMetrics {
             .inc();
     }
 
+    /// Drops the series that say a model is served (its folder is gone): its info, its
+    /// training and load times and its drift. Counters and histograms stay (they only grow).
+    pub(crate) fn unpublish_model(&self, name: &Arc<str>) {
+        let labels = ModelLabels {
+            model: name.clone(),
+        };
+        self.loaded.remove(&labels);
+        self.trained.remove(&labels);
+        self.drift
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        // The info series of whichever version it served.
+        self.model_info_versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+            .into_iter()
+            .for_each(|version| {
+                self.model_info.remove(&VersionLabels {
+                    model: name.clone(),
+                    version,
+                });
+            });
+    }
+
     /// Counts one attempt to load a version of `model`.
     pub(crate) fn count_load(&self, model: &str, outcome: LoadOutcome) {
         self.loads
@@ -385,12 +431,17 @@ impl InferenceMetrics {
                 version: Arc::from(old),
             });
         }
+        let version: Arc<str> = Arc::from(m.version());
         self.model_info
             .get_or_create(&VersionLabels {
                 model: name.clone(),
-                version: Arc::from(m.version()),
+                version: version.clone(),
             })
             .set(1);
+        self.model_info_versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.clone(), version);
         self.loaded.get_or_create(&labels).set(model.loaded_at_unix);
         self.trained
             .get_or_create(&labels)
@@ -440,13 +491,23 @@ impl InferenceMetrics {
             outcome(FeedbackOutcome::Correct),
             outcome(FeedbackOutcome::Incorrect),
         );
-        self.drift.store(drift.map(|window| {
-            Arc::new(DriftExport {
-                model: name.clone(),
-                features,
-                window,
-            })
-        }));
+        let mut exports = self.drift.lock().unwrap_or_else(|p| p.into_inner());
+        match drift {
+            Some(window) => {
+                exports.insert(
+                    name.clone(),
+                    Arc::new(DriftExport {
+                        model: name.clone(),
+                        features,
+                        window,
+                    }),
+                );
+            }
+            None => {
+                exports.remove(&name);
+            }
+        }
+        drop(exports);
         ModelHandles {
             out_of_range,
             missing,

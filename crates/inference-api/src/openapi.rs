@@ -27,6 +27,8 @@ prediction bodies.";
     info(title = "inference-api", description = DESCRIPTION),
     paths(
         routes::predict::predict,
+        routes::predict::model_predict,
+        routes::predict::version_predict,
         routes::feedback::feedback,
         routes::info::service_info,
         routes::info::model_manifest,

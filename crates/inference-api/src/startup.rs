@@ -1,12 +1,12 @@
 //! Building and running the HTTP application.
 
-use crate::configuration::{ModelSettings, Settings};
+use crate::configuration::Settings;
 use crate::error::ApiError;
-use crate::metrics::{ErrorKind, InferenceMetrics, LoadOutcome};
+use crate::metrics::{ErrorKind, InferenceMetrics};
 use crate::model::coalesce::Coalescer;
-use crate::model::{load_bundle, loader};
+use crate::model::loader;
 use crate::openapi::{self, RenderedDocument, openapi_json};
-use crate::routes::models::{ModelView, ModelsView, VersionState};
+pub use crate::reload::ModelLoader;
 use crate::routes::{self, v2};
 use crate::state::{AppState, WorkerIndex};
 use actix_web::body::MessageBody;
@@ -16,200 +16,16 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, FromRequest, Handler, HttpServer, Responder, Route, web};
 use metrics_core::exposition::metrics_endpoint;
 use metrics_core::http::{ObserveHttp, route_template};
-use model_bundle::repository::{Fingerprint, ModelVersions, model_versions};
 use prometheus_client::registry::Registry;
-use std::collections::HashMap;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 /// A bound, not yet running application. `port()` is the real port (tests bind port 0).
 pub struct Application {
     port: u16,
     server: Server,
     loader: ModelLoader,
-}
-
-/// Loads the newest version of the configured model in the background, publishes it to the
-/// running server, and then keeps looking for a newer one (`model.poll_interval_seconds`).
-#[derive(Clone)]
-pub struct ModelLoader {
-    state: web::Data<AppState>,
-    settings: ModelSettings,
-    workers: usize,
-    watch: Arc<Mutex<Watched>>,
-}
-
-/// What the loader has seen in the model's folder.
-#[derive(Default)]
-struct Watched {
-    /// The version served, as its files were when it was loaded.
-    served: Option<(PathBuf, Fingerprint)>,
-    /// The versions refused, as their files were, and why: not tried again until they change.
-    refused: HashMap<PathBuf, (Fingerprint, String)>,
-    /// The problems last logged with the folder's versions: each is logged once, not every poll.
-    reported: Vec<String>,
-}
-
-impl ModelLoader {
-    /// Loads, warms up and publishes the newest version (unless it is served already); `/ready`
-    /// answers 200 afterwards.
-    pub async fn load(&self) -> anyhow::Result<()> {
-        self.check().await.map(|_| ())
-    }
-
-    /// Looks at the model's folder every `model.poll_interval_seconds` and serves the newest
-    /// version whenever it is new or changed. Never returns (unless polling is off).
-    pub async fn watch(&self) {
-        let Some(every) = self.settings.poll_interval() else {
-            return;
-        };
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks.tick().await;
-        loop {
-            ticks.tick().await;
-            // Errors are logged and counted by `check`; the version serving keeps serving.
-            let _ = self.check().await;
-        }
-    }
-
-    /// Loads the newest version if it is not the one served (nor one already refused as it is).
-    /// `Ok(Some(version))` when it loaded one, `Ok(None)` when there was nothing new, `Err` when
-    /// there is no version or the newest was refused.
-    async fn check(&self) -> anyhow::Result<Option<String>> {
-        let dir = self.settings.bundle_dir.clone();
-        let found =
-            tokio::task::spawn_blocking(move || model_versions(&dir, loader::MAX_MANIFEST_BYTES))
-                .await?;
-        let found = match found {
-            Ok(found) => found,
-            Err(e) => {
-                self.report(vec![e.clone()]);
-                anyhow::bail!(e);
-            }
-        };
-        let mut problems: Vec<String> = found.bad.iter().map(|b| b.reason.clone()).collect();
-        let Some(latest) = found.latest().cloned() else {
-            problems.push(format!(
-                "{}: no model version (no model.json in it or in a sub-folder)",
-                self.settings.bundle_dir.display()
-            ));
-            let e = problems.join("; ");
-            self.report(problems);
-            anyhow::bail!(e);
-        };
-        self.report(problems);
-        let seen = Some((latest.dir.clone(), latest.fingerprint));
-        let (served, refused) = {
-            let mut watched = self.watched();
-            // Forget refusals of versions that are gone.
-            watched
-                .refused
-                .retain(|dir, _| found.versions.iter().any(|v| &v.dir == dir));
-            let refused = watched
-                .refused
-                .get(&latest.dir)
-                .is_some_and(|(f, _)| *f == latest.fingerprint);
-            (watched.served == seen, refused)
-        };
-        self.show(&found, (!served && !refused).then_some(&latest.dir));
-        if served {
-            return Ok(None);
-        }
-        if refused {
-            anyhow::bail!("{} was refused", latest.dir.display());
-        }
-        let (settings, workers, dir) = (self.settings.clone(), self.workers, latest.dir.clone());
-        let started = std::time::Instant::now();
-        let loaded =
-            tokio::task::spawn_blocking(move || load_bundle(&settings, &dir, workers)).await?;
-        let model = match loaded {
-            Ok(model) => model,
-            Err(e) => {
-                self.state
-                    .metrics
-                    .count_load(&found.model, LoadOutcome::Failed);
-                tracing::error!(
-                    model = %found.model,
-                    model_version = %latest.version,
-                    bundle_dir = %latest.dir.display(),
-                    error.message = %format!("{e:#}"),
-                    "model version refused; the version already serving keeps serving"
-                );
-                self.watched()
-                    .refused
-                    .insert(latest.dir.clone(), (latest.fingerprint, format!("{e:#}")));
-                self.show(&found, None);
-                return Err(e);
-            }
-        };
-        let (ort_version, ort_build) = loader::runtime_description(&self.settings);
-        let (name, version, sessions) = (
-            model.manifest.name().to_string(),
-            model.manifest.version().to_string(),
-            model.sessions(),
-        );
-        // Published before it is logged: whoever reads "model loaded" can predict at once.
-        let replaced = self.state.publish(model);
-        self.state.metrics.count_load(&name, LoadOutcome::Loaded);
-        self.watched().served = seen;
-        self.show(&found, None);
-        tracing::info!(
-            model = %name,
-            model_version = %version,
-            replaced_version = replaced.as_ref().map(|r| r.model.manifest.version()),
-            sessions,
-            load_seconds = started.elapsed().as_secs_f64(),
-            onnxruntime_version = %ort_version,
-            onnxruntime_build = %ort_build,
-            bundle_dir = %latest.dir.display(),
-            "model loaded"
-        );
-        Ok(Some(version))
-    }
-
-    /// Updates `GET /models` from a scan of the folder; `loading` is the version being loaded.
-    fn show(&self, found: &ModelVersions, loading: Option<&PathBuf>) {
-        let watched = self.watched();
-        let view = ModelView::new(&self.settings.bundle_dir, found, |v| {
-            let at = Some((v.dir.clone(), v.fingerprint));
-            match watched.refused.get(&v.dir) {
-                Some((f, why)) if *f == v.fingerprint => (VersionState::Failed, Some(why.clone())),
-                _ if watched.served == at => (VersionState::Ready, None),
-                _ if loading == Some(&v.dir) => (VersionState::Loading, None),
-                _ => (VersionState::Available, None),
-            }
-        });
-        drop(watched);
-        self.state
-            .set_models_view(ModelsView { models: vec![view] });
-    }
-
-    /// Logs the folder's problems when they differ from those logged last.
-    fn report(&self, problems: Vec<String>) {
-        let mut watched = self.watched();
-        if watched.reported != problems {
-            for problem in &problems {
-                tracing::error!(
-                    model_dir = %self.settings.bundle_dir.display(),
-                    error.message = %problem,
-                    "model version unusable"
-                );
-            }
-            watched.reported = problems;
-        }
-    }
-
-    fn watched(&self) -> std::sync::MutexGuard<'_, Watched> {
-        self.watch.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Publishes an already loaded model (tests publish models with fake engines).
-    pub fn publish(&self, model: crate::model::LoadedModel) {
-        self.state.publish(model);
-    }
 }
 
 impl Application {
@@ -220,6 +36,7 @@ impl Application {
         let metrics = InferenceMetrics::register(&mut registry, &settings.metrics);
         let workers = settings.server.worker_count();
         let state = web::Data::new(AppState::new(
+            &settings.model.default,
             metrics,
             settings.limits.clone(),
             settings.quality.clone(),
@@ -271,12 +88,7 @@ impl Application {
                  milliseconds; never set testing.predict_delay_ms in production"
             );
         }
-        let loader = ModelLoader {
-            state,
-            settings: settings.model.clone(),
-            workers,
-            watch: Arc::default(),
-        };
+        let loader = ModelLoader::new(state, settings.model.clone(), workers);
         Ok(Self {
             port,
             server,
@@ -353,6 +165,16 @@ pub(crate) fn api_routes() -> RouteTable {
             Method::POST,
             "/v2/models/{name}/versions/{version}/infer",
             v2::version_infer,
+        )
+        .add(
+            Method::POST,
+            "/models/{name}/predict",
+            routes::model_predict,
+        )
+        .add(
+            Method::POST,
+            "/models/{name}/versions/{version}/predict",
+            routes::version_predict,
         )
         .add(Method::GET, "/v2/models/{name}", v2::model_metadata)
         .add(Method::GET, "/v2/models/{name}/ready", v2::model_ready)

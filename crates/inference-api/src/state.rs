@@ -8,8 +8,9 @@ use crate::model::features::FeatureMatrix;
 use crate::model::{EngineError, LoadedModel, Predictions};
 use crate::quality::drift::{DriftWindow, FeatureBins};
 use crate::quality::feedback::FeedbackStore;
-use crate::routes::models::ModelsView;
-use arc_swap::ArcSwapOption;
+use crate::routes::models::{ModelView, ModelsView};
+use arc_swap::{ArcSwap, ArcSwapOption};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -62,9 +63,19 @@ impl ServingModel {
     }
 }
 
+/// One model of the repository: the version it serves, swapped whole (a request keeps the
+/// version it started with).
+#[derive(Default)]
+pub(crate) struct ModelSlot {
+    serving: ArcSwapOption<ServingModel>,
+}
+
 pub(crate) struct AppState {
-    /// The version being served. Swapped whole: a request keeps the version it started with.
-    model: ArcSwapOption<ServingModel>,
+    /// The default model (`model.default`): `POST /predict`, `/ready`. Also in `models`.
+    default_name: Arc<str>,
+    default: Arc<ModelSlot>,
+    /// Every model of the repository by name, the default included.
+    models: ArcSwap<BTreeMap<Arc<str>, Arc<ModelSlot>>>,
     pub(crate) metrics: InferenceMetrics,
     pub(crate) limits: LimitSettings,
     pub(crate) quality: QualitySettings,
@@ -73,8 +84,8 @@ pub(crate) struct AppState {
     feedback: FeedbackSettings,
     workers: usize,
     in_flight: AtomicUsize,
-    /// `GET /models`: what the loader last saw in the model's folder.
-    models_view: Mutex<ModelsView>,
+    /// `GET /models`: what the loader last saw in each model's folder.
+    models_view: Mutex<BTreeMap<String, ModelView>>,
 }
 
 /// The index of the actix worker a request runs on; picks that worker's ONNX session and shards.
@@ -82,7 +93,9 @@ pub(crate) struct AppState {
 pub(crate) struct WorkerIndex(pub usize);
 
 impl AppState {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
+        default_model: &str,
         metrics: InferenceMetrics,
         limits: LimitSettings,
         quality: QualitySettings,
@@ -90,8 +103,13 @@ impl AppState {
         feedback: FeedbackSettings,
         workers: usize,
     ) -> Self {
+        let default_name: Arc<str> = Arc::from(default_model);
+        let default = Arc::new(ModelSlot::default());
+        let models = BTreeMap::from([(default_name.clone(), default.clone())]);
         Self {
-            model: ArcSwapOption::empty(),
+            default_name,
+            default,
+            models: ArcSwap::from_pointee(models),
             metrics,
             limits,
             quality,
@@ -103,15 +121,46 @@ impl AppState {
         }
     }
 
-    /// The served model, or `NotReady` (503) until one is loaded and warmed up.
+    /// The default model, or `NotReady` (503) until one of its versions is loaded and warmed up.
     pub(crate) fn model(&self) -> Result<Arc<ServingModel>, ApiError> {
-        self.model.load_full().ok_or(ApiError::NotReady)
+        self.default.serving.load_full().ok_or(ApiError::NotReady)
     }
 
-    /// Serves `model` from now on (the first call makes `/ready` answer 200); requests already
-    /// running finish on the version they started with. Returns the version it replaced.
+    /// The model called `name`: 404 when the repository has no such model, 503 until it is ready.
+    pub(crate) fn model_named(&self, name: &str) -> Result<Arc<ServingModel>, ApiError> {
+        if name == &*self.default_name {
+            return self.model();
+        }
+        match self.models.load().get(name) {
+            Some(slot) => slot.serving.load_full().ok_or(ApiError::NotReady),
+            None => Err(ApiError::UnknownModel(format!(
+                "unknown model {:?}: this server serves {}",
+                crate::routes::v2::request::shown(name),
+                self.model_names().join(", ")
+            ))),
+        }
+    }
+
+    /// The name of the default model.
+    pub(crate) fn default_model(&self) -> &str {
+        &self.default_name
+    }
+
+    /// Every model's name, in order.
+    pub(crate) fn model_names(&self) -> Vec<String> {
+        self.models
+            .load()
+            .keys()
+            .map(|n| format!("{n:?}"))
+            .collect()
+    }
+
+    /// Serves `model` from now on as the version of the model it names (the default model's
+    /// first version makes `/ready` answer 200); requests already running finish on the version
+    /// they started with. Returns the version it replaced.
     pub(crate) fn publish(&self, model: LoadedModel) -> Option<Arc<ServingModel>> {
-        let previous = self.model.load_full();
+        let slot = self.slot(&model.name);
+        let previous = slot.serving.load_full();
         let bins = FeatureBins::from_manifest(&model.manifest);
         let drift = self.quality.drift_tracking.then(|| {
             Arc::new(DriftWindow::new(
@@ -124,10 +173,10 @@ impl AppState {
         let replaced = previous.as_ref().map(|p| p.model.manifest.version());
         let handles = self.metrics.publish_model(&model, replaced, drift.clone());
         let feedback = match &previous {
-            Some(p) if p.model.name == model.name => p.feedback.clone(),
-            _ => Arc::new(FeedbackStore::new(self.feedback.store_rows, self.workers)),
+            Some(p) => p.feedback.clone(),
+            None => Arc::new(FeedbackStore::new(self.feedback.store_rows, self.workers)),
         };
-        self.model.swap(Some(Arc::new(ServingModel {
+        slot.serving.swap(Some(Arc::new(ServingModel {
             model,
             handles,
             bins,
@@ -136,16 +185,58 @@ impl AppState {
         })))
     }
 
-    /// What `GET /models` answers.
+    /// The slot of model `name`, added if the repository did not have it yet.
+    fn slot(&self, name: &Arc<str>) -> Arc<ModelSlot> {
+        if let Some(slot) = self.models.load().get(name) {
+            return slot.clone();
+        }
+        let added = Arc::new(ModelSlot::default());
+        self.models.rcu(|models| {
+            let mut models = BTreeMap::clone(models);
+            models.entry(name.clone()).or_insert_with(|| added.clone());
+            models
+        });
+        self.models.load().get(name).cloned().unwrap_or(added)
+    }
+
+    /// Stops serving the models not in `keep` (their folders are gone); never the default one.
+    pub(crate) fn retain_models(&self, keep: &[String]) {
+        let gone: Vec<Arc<str>> = self
+            .models
+            .load()
+            .keys()
+            .filter(|n| ***n != *self.default_name && !keep.iter().any(|k| k.as_str() == &***n))
+            .cloned()
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        self.models.rcu(|models| {
+            let mut models = BTreeMap::clone(models);
+            models.retain(|n, _| !gone.contains(n));
+            models
+        });
+        for name in &gone {
+            self.metrics.unpublish_model(name);
+        }
+        let mut view = self.models_view.lock().unwrap_or_else(|p| p.into_inner());
+        view.retain(|n, _| !gone.iter().any(|g| &**g == n));
+    }
+
+    /// What `GET /models` answers: the default model first, then the others by name.
     pub(crate) fn models_view(&self) -> ModelsView {
+        let view = self.models_view.lock().unwrap_or_else(|p| p.into_inner());
+        let mut models: Vec<ModelView> = view.values().cloned().collect();
+        models.sort_by_key(|m| !m.default);
+        ModelsView { models }
+    }
+
+    pub(crate) fn set_model_view(&self, mut view: ModelView) {
+        view.default = view.name == *self.default_name;
         self.models_view
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    pub(crate) fn set_models_view(&self, view: ModelsView) {
-        *self.models_view.lock().unwrap_or_else(|p| p.into_inner()) = view;
+            .insert(view.name.clone(), view);
     }
 
     /// Admits a prediction if fewer than `max_in_flight` are running; the permit frees its slot on drop.

@@ -95,7 +95,7 @@ pub(crate) fn check_runtime(settings: &ModelSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads the bundle in `dir` (one version of the model in `settings.bundle_dir`) with `workers`
+/// Loads the bundle in `dir` (one version of a model in `settings.repository`) with `workers`
 /// engines (per worker) or one (shared), and runs each engine once on the training means before
 /// returning. Every way a bundle can be wrong is an error naming the file and the reason.
 pub fn load_bundle(

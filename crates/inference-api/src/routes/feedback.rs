@@ -20,6 +20,10 @@ pub(crate) struct FeedbackRequest {
     /// The true class name.
     #[schema(example = "malignant")]
     label: String,
+    /// The model that made the prediction; the default model (`POST /predict`'s) when absent.
+    #[serde(default)]
+    #[schema(example = "breast-cancer")]
+    model: Option<String>,
 }
 
 /// The answer to `POST /feedback`: the label, recorded against the prediction.
@@ -61,7 +65,8 @@ enum Outcome {
         (status = 200, description = "the label is recorded", body = FeedbackResponse),
         JsonBodyErrors,
         (status = 404, body = ErrorBody, description = "`unknown_prediction`: no stored \
-            prediction has this request id (unknown, or evicted from the feedback store)"),
+            prediction has this request id (unknown, or evicted from the feedback store); \
+            `unknown_model`: the repository has no model called `model`"),
         (status = 409, body = ErrorBody, description = "`already_labelled`: this row of the \
             prediction already has a label"),
         (status = 422, body = ErrorBody, description = "`unknown_class` (the label is not one \
@@ -75,9 +80,12 @@ pub(crate) async fn feedback(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let serving = state.model()?;
     let body = super::json::read(&req, body, &state.limits).await?;
     let fb: FeedbackRequest = super::json::parse(&body, serde_json::from_slice)?;
+    let serving = match &fb.model {
+        Some(name) => state.model_named(name)?,
+        None => state.model()?,
+    };
     let classes = &serving.model.manifest.classes;
     let Some(actual) = classes.iter().position(|c| *c == fb.label) else {
         return Err(ApiError::Validation(ValidationError::new(

@@ -78,6 +78,11 @@ pub(crate) async fn service_info(state: web::Data<AppState>) -> HttpResponse {
             ),
             endpoint(
                 "POST",
+                "/models/{name}[/versions/{version}]/predict",
+                "predict with any model of the repository (a version, if given, must be the one served)",
+            ),
+            endpoint(
+                "POST",
                 "/feedback",
                 "the true class of a prediction: {\"request_id\", \"row\", \"label\"}",
             ),

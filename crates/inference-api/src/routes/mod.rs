@@ -14,4 +14,4 @@ pub(crate) use feedback::feedback;
 pub(crate) use health::{health, ready};
 pub(crate) use info::{model_manifest, not_found, service_info};
 pub(crate) use models::models;
-pub(crate) use predict::predict;
+pub(crate) use predict::{model_predict, predict, version_predict};

@@ -5,7 +5,9 @@ use crate::error::ApiError;
 use crate::model::Predictions;
 use crate::model::coalesce::Coalescer;
 use crate::model::features::FeatureMatrix;
+use crate::routes::v2::request::shown;
 use crate::state::{AppState, ServingModel};
+use actix_web::HttpRequest;
 use metrics_core::http::RequestId;
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,6 +26,28 @@ pub(crate) async fn admitted<T, E: From<ApiError>>(
         tokio::time::sleep(delay).await;
     }
     out
+}
+
+/// The model a route names (`{name}`, and `{version}` when given): 404 when this server has no
+/// such model or version, 503 until the model is loaded.
+pub(crate) fn named_model(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<Arc<ServingModel>, ApiError> {
+    let name = req.match_info().get("name").unwrap_or_default();
+    let serving = state.model_named(name)?;
+    let m = &serving.model.manifest;
+    if let Some(version) = req.match_info().get("version")
+        && version != m.version()
+    {
+        return Err(ApiError::UnknownModel(format!(
+            "model {:?} has no version {:?} being served: it serves {:?}",
+            m.name(),
+            shown(version),
+            m.version()
+        )));
+    }
+    Ok(serving)
 }
 
 /// Validated rows through the model: preprocessing time (from `started`), data quality and

@@ -37,7 +37,7 @@ pub fn test_settings() -> Settings {
     s.server.port = 0;
     s.server.workers = 2;
     s.server.shutdown_timeout_seconds = 1;
-    s.model.bundle_dir = bundle_dir();
+    s.model.repository = repo_root().join("models");
     // The configured library path (relative to the repository root), made absolute.
     s.model.onnxruntime_path = repo_root().join(&s.model.onnxruntime_path);
     s

@@ -1,4 +1,4 @@
-use crate::helpers::{manifest, named_row, sample, samples, spawn_app, spawn_app_with};
+use crate::helpers::{manifest, named_row, repo_root, sample, samples, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -26,6 +26,56 @@ async fn every_held_out_row_over_http_gives_the_manifest_accuracy() {
         expected,
         "{correct} of {} correct",
         rows.len()
+    );
+}
+
+#[tokio::test]
+async fn the_second_bundled_model_serves_three_classes_at_its_manifest_accuracy() {
+    let app = spawn_app().await;
+    let wine = model_bundle::Bundle::load(&repo_root().join("models/wine")).expect("wine bundle");
+    assert_eq!((wine.features.len(), wine.samples.len()), (13, 36));
+    let instances: Vec<Value> = wine.samples.iter().map(|s| json!(s.features)).collect();
+    let r = app
+        .client
+        .post(format!("{}/models/wine/predict", app.address))
+        .json(&json!({"instances": instances}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(
+        (&body["model"], &body["version"]),
+        (&json!("wine"), &json!("1.0.0"))
+    );
+    let predictions = body["predictions"].as_array().expect("predictions");
+    let correct = predictions
+        .iter()
+        .zip(&wine.samples)
+        .filter(|(p, s)| p["label"] == s.label.as_str())
+        .count();
+    for p in predictions {
+        let probabilities = p["probabilities"].as_object().expect("probabilities");
+        let names: Vec<&str> = probabilities.keys().map(String::as_str).collect();
+        assert_eq!(names, vec!["class_0", "class_1", "class_2"]);
+        let sum: f64 = probabilities.values().filter_map(Value::as_f64).sum();
+        assert!((sum - 1.0).abs() < 1e-4, "{p}");
+    }
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("models/wine/model.json")).expect("manifest"),
+    )
+    .expect("json");
+    let expected = manifest["validation"]["scores"]["accuracy"]
+        .as_f64()
+        .expect("accuracy");
+    let accuracy = correct as f64 / wine.samples.len() as f64;
+    assert_eq!((accuracy * 1e6).round() / 1e6, expected, "{correct} of 36");
+    // The default model is untouched by the second one.
+    assert_eq!(
+        app.post_predict(&json!({"features": named_row(&samples()[0].0)}))
+            .await
+            .body["model"],
+        "breast-cancer"
     );
 }
 

@@ -18,9 +18,9 @@ async fn spawn_watching_app() -> (TestApp, tempfile::TempDir, PathBuf) {
     for file in ["model.json", "model.onnx", "samples.csv"] {
         std::fs::copy(bundle_dir().join(file), folder.join(file)).expect("copy");
     }
-    let dir = folder.clone();
+    let repository = root.path().to_path_buf();
     let (app, loader) = spawn_unloaded_app_with(move |s| {
-        s.model.bundle_dir = dir;
+        s.model.repository = repository;
         s.model.poll_interval_seconds = 0.05;
     })
     .await;
@@ -340,16 +340,168 @@ async fn bad_versions_are_refused_one_line_each_and_the_good_one_keeps_serving()
 #[tokio::test]
 async fn a_missing_model_folder_fails_the_first_load_with_one_clear_error() {
     let (_app, loader) =
-        spawn_unloaded_app_with(|s| s.model.bundle_dir = "/nonexistent/models/m".into()).await;
-    let e = loader.load().await.expect_err("no folder");
+        spawn_unloaded_app_with(|s| s.model.repository = "/nonexistent/models".into()).await;
+    let e = loader.load().await.expect_err("no repository");
     assert!(
         e.to_string()
-            .contains("cannot list model folder /nonexistent/models/m"),
+            .contains("cannot list the model repository /nonexistent/models"),
         "{e}"
     );
     let empty = tempfile::tempdir().expect("tempdir");
-    let dir = empty.path().to_path_buf();
-    let (_app, loader) = spawn_unloaded_app_with(move |s| s.model.bundle_dir = dir).await;
-    let e = loader.load().await.expect_err("empty folder");
+    let repository = empty.path().to_path_buf();
+    let (_app, loader) = spawn_unloaded_app_with(move |s| s.model.repository = repository).await;
+    let e = loader.load().await.expect_err("empty repository");
+    assert!(
+        e.to_string()
+            .contains("the default model \"breast-cancer\" has no folder there"),
+        "{e}"
+    );
+    std::fs::create_dir(empty.path().join("breast-cancer")).expect("mkdir");
+    let e = loader
+        .load()
+        .await
+        .expect_err("a model folder without a version");
     assert!(e.to_string().contains("no model version"), "{e}");
+}
+
+/// Copies the bundled model into `repository/<name>`, renamed `name` in its manifest.
+fn add_model(repository: &Path, name: &str) {
+    let hidden = repository.join(format!(".{name}.tmp"));
+    std::fs::create_dir(&hidden).expect("mkdir");
+    let mut manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(bundle_dir().join("model.json")).expect("manifest"),
+    )
+    .expect("json");
+    manifest["name"] = json!(name);
+    std::fs::write(hidden.join("model.json"), manifest.to_string()).expect("write");
+    for file in ["model.onnx", "samples.csv"] {
+        std::fs::copy(bundle_dir().join(file), hidden.join(file)).expect("copy");
+    }
+    std::fs::rename(&hidden, repository.join(name)).expect("rename into place");
+}
+
+async fn post(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
+    let res = app
+        .client
+        .post(format!("{}{path}", app.address))
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn every_model_of_the_repository_is_served_and_new_ones_appear_while_serving() {
+    let (app, root, _folder) = spawn_watching_app().await;
+    let row = json!({"features": named_row(&samples()[0].0)});
+    let (status, body) = post(&app, "/models/second/predict", &row).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "unknown_model");
+
+    // A model folder dropped into the repository is served within a few polls.
+    add_model(root.path(), "second");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answer = loop {
+        let (status, body) = post(&app, "/models/second/predict", &row).await;
+        if status == 200 {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "second not served: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        (&answer["model"], &answer["version"]),
+        (&json!("second"), &json!("1.0.0"))
+    );
+    // The default model is unchanged; /predict and its named route agree.
+    let default = app.post_predict(&row).await;
+    assert_eq!(default.body["model"], "breast-cancer");
+    let (status, named) = post(&app, "/models/breast-cancer/predict", &row).await;
+    assert_eq!(
+        (status, &named["predictions"]),
+        (200, &default.body["predictions"])
+    );
+    let (status, _) = post(&app, "/models/second/versions/1.0.0/predict", &row).await;
+    assert_eq!(status, 200);
+    let (status, body) = post(&app, "/models/second/versions/2.0.0/predict", &row).await;
+    assert_eq!(status, 404);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("serves \"1.0.0\"")),
+        "{body}"
+    );
+    // V2 serves it by name too.
+    let v2 = json!({"inputs": [{"name": "input", "shape": [1, 30], "datatype": "FP64",
+        "data": samples()[0].0}]});
+    let (status, body) = post(&app, "/v2/models/second/infer", &v2).await;
+    assert_eq!(
+        (status, &body["model_name"]),
+        (200, &json!("second")),
+        "{body}"
+    );
+
+    // Feedback goes to the model that predicted.
+    let label = samples()[0].1.clone();
+    let id = answer["request_id"].as_str().expect("request id");
+    let fb = json!({"request_id": id, "label": label, "model": "second"});
+    let (status, body) = post(&app, "/feedback", &fb).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = post(
+        &app,
+        "/feedback",
+        &json!({"request_id": id, "label": label}),
+    )
+    .await;
+    assert_eq!(status, 404, "the default model made no such prediction");
+
+    // Each model has its own series.
+    let metrics = app.metrics().await;
+    for series in [
+        "inference_model_info{model=\"second\",version=\"1.0.0\"} 1",
+        "inference_model_info{model=\"breast-cancer\",version=\"1.0.0\"} 1",
+        "inference_model_loads_total{model=\"second\",outcome=\"loaded\"} 1",
+        "inference_drift_window_rows{model=\"second\"}",
+    ] {
+        assert!(metrics.contains(series), "{series} missing:\n{metrics}");
+    }
+    let feedback = "inference_feedback_total{model=\"second\",outcome=";
+    assert!(metrics.contains(feedback), "{metrics}");
+    let listed = app.get("/models").await.body;
+    let names: Vec<(&str, bool)> = listed["models"]
+        .as_array()
+        .expect("models")
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap_or("?"), m["default"] == true))
+        .collect();
+    assert_eq!(names, vec![("breast-cancer", true), ("second", false)]);
+
+    // A model folder removed: no longer served, its series that say so are gone.
+    std::fs::remove_dir_all(root.path().join("second")).expect("remove");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while post(&app, "/models/second/predict", &row).await.0 != 404 {
+        assert!(Instant::now() < deadline, "second still served");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let metrics = app.metrics().await;
+    assert!(
+        !metrics.contains("inference_model_info{model=\"second\""),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("inference_drift_window_rows{model=\"second\""),
+        "{metrics}"
+    );
+    assert_eq!(
+        app.get("/models").await.body["models"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(app.post_predict(&row).await.status, 200);
 }

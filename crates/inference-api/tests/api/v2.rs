@@ -145,7 +145,7 @@ async fn server_and_model_metadata_and_health_follow_the_protocol() {
         ("/v2/models/iris/ready", "unknown model \"iris\""),
         (
             "/v2/models/breast-cancer/versions/2.0.0",
-            "model \"breast-cancer\" has no version \"2.0.0\": it has \"1.0.0\"",
+            "model \"breast-cancer\" has no version \"2.0.0\" being served: it serves \"1.0.0\"",
         ),
     ] {
         let r = app.get(path).await;

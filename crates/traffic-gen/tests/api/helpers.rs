@@ -34,13 +34,11 @@ pub fn bundle_dir() -> PathBuf {
 /// `traffic-gen run --no-progress --bundle <repo bundle> <args>`, parsed.
 pub fn run_args(args: &[&str]) -> RunArgs {
     let bundle = bundle_dir();
-    let mut argv = vec![
-        "traffic-gen",
-        "run",
-        "--no-progress",
-        "--bundle",
-        bundle.to_str().expect("utf-8 path"),
-    ];
+    let mut argv = vec!["traffic-gen", "run", "--no-progress"];
+    // The bundled default model unless the test names a bundle.
+    if !args.contains(&"--bundle") {
+        argv.extend(["--bundle", bundle.to_str().expect("utf-8 path")]);
+    }
     argv.extend_from_slice(args);
     match Cli::try_parse_from(argv).expect("valid arguments").command {
         Command::Run(args) => *args,
@@ -216,7 +214,7 @@ pub async fn spawn_real_api() -> RealApi {
     settings.server.host = "127.0.0.1".into();
     settings.server.port = 0;
     settings.server.workers = 2;
-    settings.model.bundle_dir = root.join("models/breast-cancer");
+    settings.model.repository = root.join("models");
     settings.model.onnxruntime_path = root.join(&settings.model.onnxruntime_path);
     let app = inference_api::startup::Application::build(settings)
         .await

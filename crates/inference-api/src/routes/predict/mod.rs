@@ -5,7 +5,7 @@ pub(crate) mod body;
 mod response;
 
 use super::json::JsonBodyErrors;
-use super::serve::{admitted, confidence, predict_rows};
+use super::serve::{admitted, confidence, named_model, predict_rows};
 use crate::error::{ApiError, ErrorBody, NotReadyResponse};
 use crate::model::coalesce::Coalescer;
 use crate::model::features::Preprocessing;
@@ -132,9 +132,84 @@ pub(crate) async fn predict(
     id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     let serving = state.model()?;
-    let model = &serving.model;
+    serve(req, body, serving, state, worker, coalescer, id).await
+}
+
+/// Predictions from any model of the repository, at the version it serves.
+#[utoipa::path(
+    post,
+    path = "/models/{name}/predict",
+    tag = "predict",
+    params(("name" = String, Path, description = "the model (`GET /models`)", example = "breast-cancer")),
+    request_body(content = PredictRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "one prediction per row", body = PredictResponse),
+        JsonBodyErrors,
+        (status = 404, body = ErrorBody, description = "`unknown_model`: the repository has no such model"),
+        (status = 422, body = ErrorBody, description = "validation, as for `POST /predict`"),
+        (status = 429, body = ErrorBody, description = "`overloaded`, as for `POST /predict`"),
+        NotReadyResponse,
+        (status = 500, body = ErrorBody, description = "`model_error`: the model run failed"),
+    ),
+)]
+pub(crate) async fn model_predict(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    worker: web::Data<WorkerIndex>,
+    coalescer: web::Data<Coalescer>,
+    id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    let serving = named_model(&req, &state)?;
+    serve(req, body, serving, state, worker, coalescer, id).await
+}
+
+/// Predictions from one version of a model: answered only while that version is served (a
+/// client that must not get another version's answer says so).
+#[utoipa::path(
+    post,
+    path = "/models/{name}/versions/{version}/predict",
+    tag = "predict",
+    params(
+        ("name" = String, Path, description = "the model (`GET /models`)", example = "breast-cancer"),
+        ("version" = String, Path, description = "the version it must serve", example = "1.0.0"),
+    ),
+    request_body(content = PredictRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "one prediction per row", body = PredictResponse),
+        JsonBodyErrors,
+        (status = 404, body = ErrorBody, description = "`unknown_model`: no such model, or it \
+            does not serve this version"),
+        (status = 422, body = ErrorBody, description = "validation, as for `POST /predict`"),
+        (status = 429, body = ErrorBody, description = "`overloaded`, as for `POST /predict`"),
+        NotReadyResponse,
+        (status = 500, body = ErrorBody, description = "`model_error`: the model run failed"),
+    ),
+)]
+pub(crate) async fn version_predict(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    worker: web::Data<WorkerIndex>,
+    coalescer: web::Data<Coalescer>,
+    id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    // The same handler: `named_model` checks `{version}` when the path has one.
+    model_predict(req, body, state, worker, coalescer, id).await
+}
+
+/// Reads the body and answers it from `serving`, holding an admission slot.
+async fn serve(
+    req: HttpRequest,
+    body: web::Payload,
+    serving: Arc<ServingModel>,
+    state: web::Data<AppState>,
+    worker: web::Data<WorkerIndex>,
+    coalescer: web::Data<Coalescer>,
+    id: RequestId,
+) -> Result<HttpResponse, ApiError> {
     req.extensions_mut().insert(LogFields {
-        model: Some(model.name.clone()),
+        model: Some(serving.model.name.clone()),
         rows: None,
     });
     let body = super::json::read(&req, body, &state.limits).await?;

@@ -6,7 +6,7 @@
 pub(crate) mod request;
 mod response;
 
-use super::serve::{admitted, predict_rows};
+use super::serve::{admitted, named_model, predict_rows};
 use crate::error::{ApiError, V2Error, v2_error_responses};
 use crate::metrics::ErrorKind;
 use crate::model::coalesce::Coalescer;
@@ -377,29 +377,7 @@ impl IntoResponses for V2InferErrors {
 /// The model a V2 route names (`{name}`, and `{version}` when given): 503 until the model is
 /// loaded, 404 when this server has no such model or version.
 fn model(req: &HttpRequest, state: &AppState) -> Result<Arc<ServingModel>, V2Error> {
-    let serving = state.model()?;
-    let m = &serving.model.manifest;
-    let name = req.match_info().get("name").unwrap_or_default();
-    if name != m.name() {
-        return Err(ApiError::UnknownModel(format!(
-            "unknown model {:?}: this server serves {:?}",
-            shown(name),
-            m.name()
-        ))
-        .into());
-    }
-    if let Some(version) = req.match_info().get("version")
-        && version != m.version()
-    {
-        return Err(ApiError::UnknownModel(format!(
-            "model {:?} has no version {:?}: it has {:?}",
-            m.name(),
-            shown(version),
-            m.version()
-        ))
-        .into());
-    }
-    Ok(serving)
+    Ok(named_model(req, state)?)
 }
 
 /// 405 on a V2 path, in the protocol's error shape.
