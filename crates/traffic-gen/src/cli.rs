@@ -95,9 +95,14 @@ pub struct RunArgs {
     /// `drift`: scale every feature's distance from its training mean.
     #[arg(long, default_value_t = 1.0)]
     pub drift_scale: f64,
-    /// Model bundle directory holding samples.csv (and model.json for drift statistics).
-    #[arg(long, env = "TRAFFIC_BUNDLE", default_value = "models/breast-cancer")]
-    pub bundle: PathBuf,
+    /// The model to send to: `POST /models/<MODEL>/predict` (feedback names it too) instead of
+    /// the API's default model at `POST /predict`.
+    #[arg(long, env = "TRAFFIC_MODEL")]
+    pub model: Option<String>,
+    /// Model bundle directory holding samples.csv (and model.json for drift statistics); default
+    /// `models/<MODEL>` with --model, else `models/breast-cancer`.
+    #[arg(long, env = "TRAFFIC_BUNDLE")]
+    pub bundle: Option<PathBuf>,
     /// Body size of `oversized` requests in bytes (the API's default limit is 2 MiB).
     #[arg(long, default_value_t = DEFAULT_OVERSIZED_BYTES)]
     pub oversized_bytes: usize,
@@ -148,6 +153,23 @@ impl RunArgs {
     }
 
     /// Checks what clap cannot.
+    /// The bundle the bodies come from: `--bundle`, else the model's folder in `models/`.
+    pub fn bundle_dir(&self) -> PathBuf {
+        match (&self.bundle, &self.model) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(model)) => PathBuf::from("models").join(model),
+            (None, None) => PathBuf::from("models/breast-cancer"),
+        }
+    }
+
+    /// The prediction route, relative to the target.
+    pub fn predict_path(&self) -> String {
+        match &self.model {
+            Some(model) => format!("models/{model}/predict"),
+            None => "predict".into(),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if !(self.rate.is_finite() && self.rate > 0.0) {
             return Err("--rate must be a positive number".into());
@@ -165,6 +187,17 @@ impl RunArgs {
         }
         if self.timeout.is_zero() {
             return Err("--timeout must be positive".into());
+        }
+        if let Some(model) = &self.model
+            && (model.is_empty()
+                || !model
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                || model.starts_with('.'))
+        {
+            return Err(format!(
+                "--model {model:?}: a model name is letters, digits, '-', '_' and '.', not starting with '.'"
+            ));
         }
         if self.spike_length.is_zero() || self.spike_length > self.spike_every {
             return Err("--spike-length must be positive and at most --spike-every".into());
@@ -189,6 +222,30 @@ mod tests {
         );
         args.validate().expect("valid defaults");
         assert_eq!(args.params().ramp_to, 200.0);
+    }
+
+    #[test]
+    fn model_picks_the_route_the_bundle_and_a_safe_name() {
+        let run = |extra: &[&str]| {
+            let argv = ["traffic-gen", "run"].iter().chain(extra).copied();
+            match Cli::try_parse_from(argv).expect("parses").command {
+                Command::Run(args) => *args,
+                _ => panic!("not run"),
+            }
+        };
+        let default = run(&[]);
+        assert_eq!(default.predict_path(), "predict");
+        assert_eq!(default.bundle_dir(), PathBuf::from("models/breast-cancer"));
+        let wine = run(&["--model", "wine"]);
+        assert_eq!(wine.predict_path(), "models/wine/predict");
+        assert_eq!(wine.bundle_dir(), PathBuf::from("models/wine"));
+        wine.validate().expect("a plain name");
+        let own = run(&["--model", "wine", "--bundle", "/srv/wine/1.0.1"]);
+        assert_eq!(own.bundle_dir(), PathBuf::from("/srv/wine/1.0.1"));
+        for bad in ["../wine", "", ".hidden", "a/b", "wine?x=1"] {
+            let e = run(&["--model", bad]).validate().expect_err(bad);
+            assert!(e.starts_with("--model"), "{e}");
+        }
     }
 
     #[test]

@@ -126,10 +126,12 @@ impl Runner {
     pub fn build(args: RunArgs) -> anyhow::Result<Self> {
         args.validate().map_err(anyhow::Error::msg)?;
         let plan = args.scenario.load(&args.params())?;
-        let bundle = Bundle::load(&args.bundle)
-            .with_context(|| format!("loading the model bundle {}", args.bundle.display()))?;
+        let bundle_dir = args.bundle_dir();
+        let bundle = Bundle::load(&bundle_dir)
+            .with_context(|| format!("loading the model bundle {}", bundle_dir.display()))?;
         let payloads = payload::Payloads::new(&bundle, &plan.drift, args.oversized_bytes)
-            .with_context(|| format!("the model bundle {}", args.bundle.display()))?;
+            .with_context(|| format!("the model bundle {}", bundle_dir.display()))?
+            .for_model(args.model.clone());
         let seed = args.seed.unwrap_or_else(rand::random);
         let limits = Limits {
             duration: match (args.duration, args.requests) {
@@ -150,7 +152,7 @@ impl Runner {
         let client = HttpClient::new(args.target.clone(), args.max_in_flight, args.timeout)
             .context("building the HTTP client")?;
         let route = client
-            .route(reqwest::Method::POST, "predict")
+            .route(reqwest::Method::POST, &args.predict_path())
             .map_err(anyhow::Error::msg)?;
         let feedback_route = client
             .route(reqwest::Method::POST, "feedback")

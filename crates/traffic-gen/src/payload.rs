@@ -49,6 +49,8 @@ pub struct Payloads {
     oversized: Bytes,
     /// The true class of each sample, and a different class to label it wrongly with.
     labels: Vec<(String, String)>,
+    /// The model feedback names (`None`: the API's default model).
+    model: Option<String>,
 }
 
 impl Payloads {
@@ -147,6 +149,7 @@ impl Payloads {
             malformed,
             oversized,
             labels,
+            model: None,
         })
     }
 
@@ -183,11 +186,20 @@ impl Payloads {
     pub fn feedback(&self, request_id: &str, row: usize, wrong: bool) -> Bytes {
         let (truth, other) = &self.labels[row];
         let label = if wrong { other } else { truth };
+        let model = match &self.model {
+            Some(m) => format!(",\"model\":{}", quoted(m)),
+            None => String::new(),
+        };
         Bytes::from(format!(
-            "{{\"request_id\":{},\"label\":{}}}",
+            "{{\"request_id\":{},\"label\":{}{model}}}",
             quoted(request_id),
             quoted(label)
         ))
+    }
+
+    /// The same bodies, with feedback naming `model` (`None`: the API's default model).
+    pub fn for_model(self, model: Option<String>) -> Self {
+        Self { model, ..self }
     }
 
     fn batch(&self, choice: u64, size: usize) -> Bytes {

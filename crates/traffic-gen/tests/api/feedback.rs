@@ -5,6 +5,15 @@ use crate::helpers::{EXCLUSIVE, assert_totals_add_up, run_report, spawn_real_api
 use std::collections::BTreeMap;
 use traffic_gen::plan::RequestKind;
 
+async fn scrape(address: &str) -> String {
+    reqwest::get(format!("{address}/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body")
+}
+
 fn sample(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
@@ -45,12 +54,7 @@ async fn mislabel_sends_true_and_wrong_labels_that_the_api_counts() {
         );
     }
 
-    let text = reqwest::get(format!("{}/metrics", api.address))
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("body");
+    let text = scrape(&api.address).await;
     let correct = sample(
         &text,
         r#"inference_feedback_total{model="breast-cancer",outcome="correct"} "#,
@@ -82,5 +86,57 @@ async fn mislabel_sends_true_and_wrong_labels_that_the_api_counts() {
     assert!(
         accuracy < 0.95614 - 0.10,
         "{accuracy}: mislabel should take live accuracy under the alert threshold"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_sends_predictions_and_feedback_to_that_model_only() {
+    let _turn = EXCLUSIVE.lock().await;
+    let api = spawn_real_api().await;
+    let wine = crate::helpers::repo_root().join("models/wine");
+    let r = run_report(&[
+        "--target",
+        &api.address,
+        "--model",
+        "wine",
+        "--bundle",
+        wine.to_str().expect("utf-8 path"),
+        "-s",
+        "mislabel",
+        "-r",
+        "200",
+        "-n",
+        "200",
+        "--seed",
+        "6",
+    ])
+    .await;
+    assert_totals_add_up(&r);
+    assert_eq!((r.succeeded, r.errors), (200, 0));
+    let text = scrape(&api.address).await;
+    let predicted: f64 = ["class_0", "class_1", "class_2"]
+        .iter()
+        .map(|c| {
+            sample(
+                &text,
+                &format!(r#"inference_predictions_total{{model="wine",class="{c}"}} "#),
+            )
+        })
+        .sum();
+    assert_eq!(predicted, 200.0);
+    // The wine model is right on every held-out row: exactly the true labels count as correct.
+    let kinds: BTreeMap<RequestKind, u64> = r.kinds.iter().map(|k| (k.kind, k.completed)).collect();
+    let correct = sample(
+        &text,
+        r#"inference_feedback_total{model="wine",outcome="correct"} "#,
+    );
+    assert_eq!(correct, kinds[&RequestKind::Feedback] as f64);
+    assert_eq!(
+        sample(
+            &text,
+            r#"inference_feedback_total{model="breast-cancer",outcome="correct"} "#
+        ),
+        0.0,
+        "nothing went to the default model"
     );
 }
