@@ -27,15 +27,15 @@ INFERENCE_UID = "modelwatch-inference-api"
 SYSTEM_UID = "modelwatch-system"
 QUALITY_UID = "modelwatch-model-quality"
 
-# The prediction routes: POST /predict and the Open Inference Protocol's
-# POST /v2/models/{name}[/versions/{version}]/infer. `route` is the actix route TEMPLATE
-# (literally "/v2/models/{name}/infer"), and PromQL regexes are fully anchored, so this matches
-# those three templates and no other route (not /v2/models/{name}/ready, /v2/health/ready,
-# /feedback, /metrics, unmatched). HighErrorRate, HighLatencyP99 and their recording rules
-# (prometheus/rules/), the Grafana-managed copies and the RUNBOOK.md thresholds table write the
-# same matcher; scripts/monitoring/check.py fails on any other route matcher that names a
-# prediction route.
-PREDICT_ROUTES = "/predict|/v2/models/.+/infer"
+# The prediction routes: POST /predict, POST /models/{name}[/versions/{version}]/predict and the
+# Open Inference Protocol's POST /v2/models/{name}[/versions/{version}]/infer. `route` is the actix
+# route TEMPLATE (literally "/v2/models/{name}/infer"), and PromQL regexes are fully anchored, so
+# this matches those five templates and no other route (not /v2/models/{name}/ready,
+# /v2/health/ready, /models, /feedback, /metrics, unmatched). HighErrorRate, HighLatencyP99 and
+# their recording rules (prometheus/rules/), the Grafana-managed copies and the RUNBOOK.md
+# thresholds table write the same matcher; scripts/monitoring/check.py fails on any other route
+# matcher that names a prediction route.
+PREDICT_ROUTES = "/predict|/models/.+/predict|/v2/models/.+/infer"
 PREDICT_ROUTE_MATCHER = f'route=~"{PREDICT_ROUTES}"'
 
 # Panel ids the Grafana alert rules link to (dashboardUid/panelId). Keep them stable.
@@ -136,7 +136,14 @@ def instance_variable(job: str) -> dict:
     }
 
 
-def dashboard(uid, title, description, panels, variable_job, tags) -> dict:
+def model_variable() -> dict:
+    """The model selection: every model a replica serves (inference_model_info)."""
+    query = "label_values(inference_model_info, model)"
+    return {**instance_variable("inference-api"), "name": "model", "label": "model", "definition": query,
+            "query": {"qryType": 1, "query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"}}
+
+
+def dashboard(uid, title, description, panels, variable_job, tags, models=False) -> dict:
     return {
         "uid": uid,
         "title": title,
@@ -149,7 +156,7 @@ def dashboard(uid, title, description, panels, variable_job, tags) -> dict:
         "time": {"from": "now-1h", "to": "now"},
         "refresh": "30s",
         "timezone": "browser",
-        "templating": {"list": [instance_variable(variable_job)]},
+        "templating": {"list": [instance_variable(variable_job), *([model_variable()] if models else [])]},
         "annotations": {
             "list": [
                 {
@@ -178,6 +185,9 @@ def dashboard(uid, title, description, panels, variable_job, tags) -> dict:
 
 
 I = 'instance=~"$instance"'
+# The model selection, on every series with a `model` label (dashboards with a `model` variable).
+M = 'model=~"$model"'
+IM = f"{I}, {M}"
 
 
 def inference_api() -> dict:
@@ -252,29 +262,29 @@ def inference_api() -> dict:
         panel(11, "timeseries", "Preprocess vs model run time (mean and p99)",
               "Time spent turning the request into a feature matrix vs running the ONNX model, per call.",
               (0, 30, 12, 8),
-              [target(f"sum(rate(inference_preprocess_duration_seconds_sum{{{I}}}[$__rate_interval])) / sum(rate(inference_preprocess_duration_seconds_count{{{I}}}[$__rate_interval]))", "preprocess mean"),
-               target(f"histogram_quantile(0.99, sum by (le) (rate(inference_preprocess_duration_seconds_bucket{{{I}}}[$__rate_interval])))", "preprocess p99", ref="B"),
-               target(f"sum(rate(inference_model_run_duration_seconds_sum{{{I}}}[$__rate_interval])) / sum(rate(inference_model_run_duration_seconds_count{{{I}}}[$__rate_interval]))", "model mean", ref="C"),
-               target(f"histogram_quantile(0.99, sum by (le) (rate(inference_model_run_duration_seconds_bucket{{{I}}}[$__rate_interval])))", "model p99", ref="D")],
+              [target(f"sum(rate(inference_preprocess_duration_seconds_sum{{{IM}}}[$__rate_interval])) / sum(rate(inference_preprocess_duration_seconds_count{{{IM}}}[$__rate_interval]))", "preprocess mean"),
+               target(f"histogram_quantile(0.99, sum by (le) (rate(inference_preprocess_duration_seconds_bucket{{{IM}}}[$__rate_interval])))", "preprocess p99", ref="B"),
+               target(f"sum(rate(inference_model_run_duration_seconds_sum{{{IM}}}[$__rate_interval])) / sum(rate(inference_model_run_duration_seconds_count{{{IM}}}[$__rate_interval]))", "model mean", ref="C"),
+               target(f"histogram_quantile(0.99, sum by (le) (rate(inference_model_run_duration_seconds_bucket{{{IM}}}[$__rate_interval])))", "model p99", ref="D")],
               "s", min=0),
         panel(12, "timeseries", "Batch size (rows per call)",
               "Rows per ONNX Runtime call: mean and 99th percentile. Rows of requests that are ready "
               "together on one worker share a call (model.coalesce_max_rows), so this grows with load.",
               (12, 30, 12, 8),
-              [target(f"sum(rate(inference_batch_size_sum{{{I}}}[$__rate_interval])) / sum(rate(inference_batch_size_count{{{I}}}[$__rate_interval]))", "mean"),
-               target(f"histogram_quantile(0.99, sum by (le) (rate(inference_batch_size_bucket{{{I}}}[$__rate_interval])))", "p99", ref="B")],
+              [target(f"sum(rate(inference_batch_size_sum{{{IM}}}[$__rate_interval])) / sum(rate(inference_batch_size_count{{{IM}}}[$__rate_interval]))", "mean"),
+               target(f"histogram_quantile(0.99, sum by (le) (rate(inference_batch_size_bucket{{{IM}}}[$__rate_interval])))", "p99", ref="B")],
               "short", min=0),
         row(102, "Model", 38),
         panel(13, "timeseries", "Predictions by class",
               "Predicted rows per second by class.",
               (0, 39, 8, 8),
-              [target(f"sum by (model, class) (rate(inference_predictions_total{{{I}}}[$__rate_interval]))", "{{model}} {{class}}")],
+              [target(f"sum by (model, class) (rate(inference_predictions_total{{{IM}}}[$__rate_interval]))", "{{model}} {{class}}")],
               "cps", min=0),
         panel(14, "heatmap", "Prediction confidence distribution",
               "Distribution of the winning class probability (0.5 .. 1) over time. Mass moving "
               "towards 0.5 means the model is less sure.",
               (8, 39, 8, 8),
-              [target(f"sum by (le) (rate(inference_prediction_confidence_bucket{{{I}}}[$__rate_interval]))", "{{le}}",
+              [target(f"sum by (le) (rate(inference_prediction_confidence_bucket{{{IM}}}[$__rate_interval]))", "{{le}}",
                       format="heatmap")],
               "short",
               options={"calculate": False, "cellGap": 1, "color": {"mode": "scheme", "scheme": "Oranges", "steps": 64},
@@ -284,12 +294,12 @@ def inference_api() -> dict:
         panel(15, "timeseries", "Mean confidence by class",
               "Mean winning-class probability per predicted class.",
               (16, 39, 8, 8),
-              [target(f"sum by (class) (rate(inference_prediction_confidence_sum{{{I}}}[$__rate_interval])) / sum by (class) (rate(inference_prediction_confidence_count{{{I}}}[$__rate_interval]))", "{{class}}")],
+              [target(f"sum by (class) (rate(inference_prediction_confidence_sum{{{IM}}}[$__rate_interval])) / sum by (class) (rate(inference_prediction_confidence_count{{{IM}}}[$__rate_interval]))", "{{class}}")],
               "percentunit", min=0.5, max=1),
         panel(16, "table", "Model version per replica",
               "inference_model_info: which model version each replica has loaded.",
               (0, 47, 8, 6),
-              [target(f"inference_model_info{{{I}}}", format="table", instant=True, range=False)],
+              [target(f"inference_model_info{{{IM}}}", format="table", instant=True, range=False)],
               "none",
               transformations=[{"id": "organize", "options": {
                   "excludeByName": {"Time": True, "Value": True, "__name__": True, "job": True},
@@ -297,7 +307,7 @@ def inference_api() -> dict:
         panel(17, "bargauge", "Validation scores",
               "Scores of the loaded model on its hold-out set, from the manifest.",
               (8, 47, 8, 6),
-              [target(f"max by (metric) (inference_model_validation_score{{{I}}})", "{{metric}}", instant=True, range=False)],
+              [target(f"max by (metric) (inference_model_validation_score{{{IM}}})", "{{metric}}", instant=True, range=False)],
               "percentunit", min=0, max=1,
               options={"orientation": "horizontal", "displayMode": "gradient",
                        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}),
@@ -306,36 +316,45 @@ def inference_api() -> dict:
               "was trained (model:model_age_seconds:max). ModelStale fires past the manifest's "
               "`max_age_days` (model:model_max_age_seconds:min); red marks the default, 30 days.",
               (16, 47, 4, 6),
-              [target("model:model_age_seconds:max", "{{model}}")],
+              [target(f"model:model_age_seconds:max{{{M}}}", "{{model}}")],
               "s", thresholds=thresholds((2592000, "red"))),
         panel(19, "stat", "Artifact age",
               "Time since each file of the model bundle last changed on disk (exporter).",
               (20, 47, 4, 6),
-              [target("model_artifact:model_artifact_age_seconds:max", "{{artifact}}")],
+              [target(f"model_artifact:model_artifact_age_seconds:max{{{M}}}", "{{artifact}}")],
               "s", options={"graphMode": "none"}),
-        row(103, "Client side (traffic-gen)", 53),
+        panel(23, "timeseries", "Model version loads",
+              "Attempts to load a model version, by outcome (inference_model_loads_total): at "
+              "startup and whenever a new or changed version appears in the repository. loaded = "
+              "served from then on; failed = refused, the version serving keeps serving (GET "
+              "/models and the API's log say why).",
+              (0, 53, 24, 6),
+              [target(f"sum by (model, outcome) (increase(inference_model_loads_total{{{IM}}}[$__rate_interval]))",
+                      "{{model}} {{outcome}}")],
+              "short", min=0),
+        row(103, "Client side (traffic-gen)", 59),
         panel(20, "timeseries", "Client requests by kind and outcome",
               "Requests per second sent by the traffic generator, as the client saw them.",
-              (0, 54, 8, 8),
+              (0, 60, 8, 8),
               [target("sum by (kind, outcome) (rate(traffic_requests_total[$__rate_interval]))", "{{kind}} {{outcome}}")],
               "reqps", min=0),
         panel(21, "timeseries", "Client latency p99 by kind",
               "99th percentile of the latency measured by the traffic generator (from the intended "
               "send time, so queueing counts).",
-              (8, 54, 8, 8),
+              (8, 60, 8, 8),
               [target("histogram_quantile(0.99, sum by (kind, le) (rate(traffic_request_duration_seconds_bucket[$__rate_interval])))", "{{kind}}")],
               "s", min=0),
         panel(22, "timeseries", "Late sends",
               "Requests the traffic generator sent later than scheduled, per second: above 0 the "
               "generator itself is saturated.",
-              (16, 54, 8, 8),
+              (16, 60, 8, 8),
               [target("sum(rate(traffic_late_sends_total[$__rate_interval]))", "late sends")],
               "cps", min=0),
     ]
     return dashboard(INFERENCE_UID, "modelwatch / Inference API",
                      "Inference API: traffic, errors, latency, model behaviour; plus the traffic "
                      "generator's client-side view.",
-                     panels, "inference-api", ["inference-api"])
+                     panels, "inference-api", ["inference-api"], models=True)
 
 
 def system() -> dict:
@@ -445,7 +464,7 @@ def model_quality() -> dict:
     drift_threshold = 0.25
     drift_min_rows = 300
     min_labels = 50
-    psi = f"inference_feature_drift_psi{{{I}}}"
+    psi = f"inference_feature_drift_psi{{{IM}}}"
     panels = [
         row(100, "Drift", 0),
         panel(1, "stat", "Drift score (mean PSI)",
@@ -453,13 +472,13 @@ def model_quality() -> dict:
               "all replicas (model:inference_feature_drift_psi:mean). DataDriftDetected fires above "
               "0.25 for 10m; normal traffic gives about 0.10. No data while no window has 300 rows.",
               (0, 1, 6, 5),
-              [target("model:inference_feature_drift_psi:mean", "{{model}}")],
+              [target(f"model:inference_feature_drift_psi:mean{{{M}}}", "{{model}}")],
               "none", decimals=2, min=0, thresholds=thresholds((drift_threshold, "red"))),
         panel(2, "stat", "Drift window rows",
               "Rows in each replica's drift window: the sample size of its PSI. Windows under 300 "
               "rows do not count towards the drift score (sampling noise alone lifts their PSI).",
               (6, 1, 6, 5),
-              [target(f"inference_drift_window_rows{{{I}}}", "{{model}} {{instance}}")],
+              [target(f"inference_drift_window_rows{{{IM}}}", "{{model}} {{instance}}")],
               "short",
               thresholds={"mode": "absolute", "steps": [
                   {"color": "orange", "value": None}, {"color": "green", "value": drift_min_rows}]},
@@ -469,13 +488,13 @@ def model_quality() -> dict:
               "replicas (model:inference_feedback_correct:ratio_increase1h). No data in an hour "
               "without labels.",
               (12, 1, 6, 5),
-              [target("model:inference_feedback_correct:ratio_increase1h", "{{model}}")],
+              [target(f"model:inference_feedback_correct:ratio_increase1h{{{M}}}", "{{model}}")],
               "percentunit", decimals=1, min=0, max=1),
         panel(4, "stat", "Feedback labels (1h)",
               "Feedback labels received over the last hour, all replicas "
               "(model:inference_feedback:increase1h). LiveAccuracyLow judges only on 50 or more.",
               (18, 1, 6, 5),
-              [target("model:inference_feedback:increase1h", "{{model}}")],
+              [target(f"model:inference_feedback:increase1h{{{M}}}", "{{model}}")],
               "short", decimals=0,
               thresholds={"mode": "absolute", "steps": [
                   {"color": "orange", "value": None}, {"color": "green", "value": min_labels}]}),
@@ -484,7 +503,7 @@ def model_quality() -> dict:
               "least 300 rows, all replicas), threshold 0.25. Per-replica lines average the PSI of "
               "each replica's window whatever its size.",
               (0, 6, 12, 8),
-              [target("model:inference_feature_drift_psi:mean", "{{model}} (alerted)"),
+              [target(f"model:inference_feature_drift_psi:mean{{{M}}}", "{{model}} (alerted)"),
                target(f"avg by (model, instance) ({psi})", "{{model}} {{instance}}", ref="B")],
               "none", min=0, decimals=2, thresholds=thresholds((drift_threshold, "red")),
               threshold_line=True),
@@ -509,7 +528,7 @@ def model_quality() -> dict:
               "older than drift_window_max_age_seconds). Below the line (300 rows) the window does "
               "not count towards the drift score.",
               (12, 14, 12, 10),
-              [target(f"inference_drift_window_rows{{{I}}}", "{{model}} {{instance}}")],
+              [target(f"inference_drift_window_rows{{{IM}}}", "{{model}} {{instance}}")],
               "short", min=0,
               thresholds={"mode": "absolute", "steps": [
                   {"color": "orange", "value": None}, {"color": "transparent", "value": drift_min_rows}]},
@@ -520,20 +539,20 @@ def model_quality() -> dict:
               "min..max, over 5 minutes, all replicas "
               "(model_feature:inference_feature_out_of_range:ratio_rate5m).",
               (0, 25, 8, 8),
-              [target("topk(10, model_feature:inference_feature_out_of_range:ratio_rate5m)", "{{feature}}")],
+              [target(f"topk(10, model_feature:inference_feature_out_of_range:ratio_rate5m{{{M}}})", "{{feature}}")],
               "percentunit", min=0),
         panel(10, "timeseries", "Out-of-range values per second (top 10 features)",
               "Values outside the training min..max per second, by feature, all replicas "
               "(model_feature:inference_feature_out_of_range:rate5m).",
               (8, 25, 8, 8),
-              [target("topk(10, model_feature:inference_feature_out_of_range:rate5m)", "{{feature}}")],
+              [target(f"topk(10, model_feature:inference_feature_out_of_range:rate5m{{{M}}})", "{{feature}}")],
               "cps", min=0),
         panel(11, "timeseries", "Missing values per second (top 10 features)",
               "Absent or null feature values per second, all replicas "
               "(model_feature:inference_feature_missing:rate5m): rejected rows (422, "
               "missing_values: reject) and imputed ones (impute) both count.",
               (16, 25, 8, 8),
-              [target("topk(10, model_feature:inference_feature_missing:rate5m)", "{{feature}}")],
+              [target(f"topk(10, model_feature:inference_feature_missing:rate5m{{{M}}})", "{{feature}}")],
               "cps", min=0),
         row(102, "Live accuracy and feedback", 33),
         panel(12, "timeseries", "Live vs validation accuracy",
@@ -541,17 +560,17 @@ def model_quality() -> dict:
               "replicas), the validation accuracy from the model's manifest, and the "
               "LiveAccuracyLow threshold: validation minus 0.10, judged on at least 50 labels an hour.",
               (0, 34, 12, 8),
-              [target("model:inference_feedback_correct:ratio_increase1h", "{{model}} live (1h)"),
-               target('model_metric:inference_model_validation_score:max{metric="accuracy"}',
+              [target(f"model:inference_feedback_correct:ratio_increase1h{{{M}}}", "{{model}} live (1h)"),
+               target(f'model_metric:inference_model_validation_score:max{{metric="accuracy", {M}}}',
                       "{{model}} validation", ref="B"),
-               target('model_metric:inference_model_validation_score:max{metric="accuracy"} - 0.1',
+               target(f'model_metric:inference_model_validation_score:max{{metric="accuracy", {M}}} - 0.1',
                       "{{model}} alert threshold", ref="C")],
               "percentunit", min=0, max=1, decimals=1),
         panel(13, "timeseries", "Feedback labels by outcome",
               "Feedback labels per second (POST /feedback) whose true class matched the "
               "prediction (correct) or not (incorrect), selected replicas.",
               (12, 34, 12, 8),
-              [target(f"sum by (model, outcome) (rate(inference_feedback_total{{{I}}}[$__rate_interval]))",
+              [target(f"sum by (model, outcome) (rate(inference_feedback_total{{{IM}}}[$__rate_interval]))",
                       "{{model}} {{outcome}}")],
               "cps", min=0),
         panel(14, "timeseries", "Unmatched labels and unlabelled evictions",
@@ -560,17 +579,17 @@ def model_quality() -> dict:
               "came. Unmatched labels that rise with evictions mean the store "
               "(feedback.store_rows) is too small for the labelling delay.",
               (0, 42, 12, 8),
-              [target(f"sum by (model) (rate(inference_feedback_unmatched_total{{{I}}}[$__rate_interval]))",
+              [target(f"sum by (model) (rate(inference_feedback_unmatched_total{{{IM}}}[$__rate_interval]))",
                       "{{model}} unmatched labels"),
-               target(f"sum by (model) (rate(inference_feedback_evicted_total{{{I}}}[$__rate_interval]))",
+               target(f"sum by (model) (rate(inference_feedback_evicted_total{{{IM}}}[$__rate_interval]))",
                       "{{model}} evicted unlabelled", ref="B")],
               "cps", min=0),
         panel(15, "timeseries", "Predicted class share",
               "Share of the predicted rows by class, selected replicas. A shift here, with no "
               "labels yet, is the earliest sign that the inputs or the model changed.",
               (12, 42, 12, 8),
-              [target(f"sum by (model, class) (rate(inference_predictions_total{{{I}}}[$__rate_interval]))"
-                      f" / on (model) group_left () sum by (model) (rate(inference_predictions_total{{{I}}}[$__rate_interval]))",
+              [target(f"sum by (model, class) (rate(inference_predictions_total{{{IM}}}[$__rate_interval]))"
+                      f" / on (model) group_left () sum by (model) (rate(inference_predictions_total{{{IM}}}[$__rate_interval]))",
                       "{{model}} {{class}}")],
               "percentunit", min=0, max=1),
     ]
@@ -579,7 +598,7 @@ def model_quality() -> dict:
                      "distribution), data quality (out-of-range and missing values) and live "
                      "accuracy from feedback labels, against the DataDriftDetected and "
                      "LiveAccuracyLow thresholds.",
-                     panels, "inference-api", ["model-quality"])
+                     panels, "inference-api", ["model-quality"], models=True)
 
 
 DASHBOARDS = {

@@ -211,18 +211,18 @@ class StructuralChecksFail(unittest.TestCase):
 
     def test_runbook_table_pipe_not_escaped(self):
         # An unescaped pipe in the regex ends the table cell (GitHub and check.py alike).
-        self.edit("RUNBOOK.md", r'"/predict\\\|/v2/models', '"/predict|/v2/models')
+        self.edit("RUNBOOK.md", r'"/predict\\\|/models', '"/predict|/models')
         self.assertFailsWith("HighLatencyP99: expression")
 
     def test_rule_left_on_the_predict_route_only(self):
         self.edit("prometheus/rules/recording.yml",
-                  r'inference_http_requests_total\{route=~"/predict\|/v2/models/\.\+/infer"\}',
+                  r'inference_http_requests_total\{route=~"/predict\|/models/\.\+/predict\|/v2/models/\.\+/infer"\}',
                   'inference_http_requests_total{route="/predict"}')
         self.assertFailsWith('job:inference_predict_requests:rate5m: route matcher route="/predict" '
                              "is not the prediction routes'")
 
     def test_panel_with_another_prediction_route_regex(self):
-        self.edit(self.API_DASH, r'p99_rate5m\{route=~\\"/predict\|/v2/models/\.\+/infer\\"\}',
+        self.edit(self.API_DASH, r'p99_rate5m\{route=~\\"/predict\|/models/\.\+/predict\|/v2/models/\.\+/infer\\"\}',
                   r'p99_rate5m{route=~\\"/predict|/v2/.+/infer\\"}')
         self.assertFailsWith('route matcher route=~"/predict|/v2/.+/infer" is not the prediction routes\'')
 
