@@ -40,7 +40,7 @@ folder="$work/models/breast-cancer"
 mkdir -p "$folder"
 cp models/breast-cancer/model.json models/breast-cancer/model.onnx models/breast-cancer/samples.csv "$folder/"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-APP_SERVER__PORT=$port APP_SERVER__WORKERS=$WORKERS APP_MODEL__BUNDLE_DIR="$folder" \
+APP_SERVER__PORT=$port APP_SERVER__WORKERS=$WORKERS APP_MODEL__REPOSITORY="$work/models" \
   APP_MODEL__POLL_INTERVAL_SECONDS=0.5 APP_LOG__ACCESS=off \
   target/release/inference-api >"$work/api.log" 2>&1 &
 api_pid=$!
@@ -49,7 +49,7 @@ for _ in $(seq 100); do curl -fs "$api/ready" >/dev/null 2>&1 && break; sleep 0.
 curl -fs "$api/ready" >/dev/null || { echo "the API did not become ready" >&2; cat "$work/api.log" >&2; exit 1; }
 
 loads() {
-  curl -fs "$api/metrics" | awk '/^inference_model_loads_total\{.*outcome="loaded"/ { print $2 }'
+  curl -fs "$api/metrics" | awk '/^inference_model_loads_total\{model="breast-cancer",outcome="loaded"/ { print $2 }'
 }
 
 # Writes version $1 into the model's folder the safe way.

@@ -171,11 +171,11 @@ start_api alone APP_MODEL__COALESCE_MAX_ROWS=0
 
 # batch_rows NAME: "rows calls seconds" so far on that server: rows and calls from
 # inference_batch_size (rows per ONNX call), seconds inside ONNX Runtime from
-# inference_model_run_duration_seconds
+# inference_model_run_duration_seconds, summed over the models (the load goes to one)
 batch_rows() {
   curl -fs "http://127.0.0.1:${port_of[$1]}/metrics" |
-    awk '/^inference_batch_size_sum/ {s=$2} /^inference_batch_size_count/ {c=$2}
-         /^inference_model_run_duration_seconds_sum/ {t=$2} END {print s, c, t}'
+    awk '/^inference_batch_size_sum/ {s+=$2} /^inference_batch_size_count/ {c+=$2}
+         /^inference_model_run_duration_seconds_sum/ {t+=$2} END {print s+0, c+0, t+0}'
 }
 
 # run_ort_alone ROUND: ONNX Runtime alone, one runner per core on 100-row batches, as long as a
