@@ -237,7 +237,7 @@ def exporter_attacks(suite: Suite) -> None:
             else:
                 with open(manifest, "wb") as f:
                     f.truncate(100 * 1024 * 1024)
-            exporter = Server("exporter", {"APP_COLLECTORS__MODEL_BUNDLES": str(bundle)}, "/health")
+            exporter = Server("exporter", {"APP_COLLECTORS__MODEL_REPOSITORIES": str(bundle.parent)}, "/health")
             try:
                 def hostile_manifest() -> str:
                     idle = rss_mb(exporter.proc.pid)

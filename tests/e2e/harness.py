@@ -361,7 +361,8 @@ def exporter_env(port: int, bundle: Path) -> dict:
     return {
         "APP_SERVER__HOST": "127.0.0.1",
         "APP_SERVER__PORT": str(port),
-        "APP_COLLECTORS__MODEL_BUNDLES": str(bundle),
+        # The repository holding the copy: the same models the API serves.
+        "APP_COLLECTORS__MODEL_REPOSITORIES": str(bundle.parent),
     }
 
 

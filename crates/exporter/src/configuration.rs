@@ -13,7 +13,11 @@ const LOCAL: &str = include_str!("../configuration/local.yaml");
 const PRODUCTION: &str = include_str!("../configuration/production.yaml");
 
 /// Keys whose environment values are comma-separated lists.
-const LIST_KEYS: [&str; 2] = ["collectors.model_bundles", "collectors.mountpoints"];
+const LIST_KEYS: [&str; 3] = [
+    "collectors.model_repositories",
+    "collectors.model_bundles",
+    "collectors.mountpoints",
+];
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct Settings {
@@ -33,6 +37,11 @@ pub struct ServerSettings {
 #[derive(Clone, Debug, Deserialize)]
 pub struct CollectorSettings {
     pub sampling_interval_seconds: f64,
+    /// Model repositories: every folder in one is a model folder, listed again at every scrape.
+    #[serde(default)]
+    pub model_repositories: Vec<PathBuf>,
+    /// Model folders outside any repository.
+    #[serde(default)]
     pub model_bundles: Vec<PathBuf>,
     pub mountpoints: Vec<MountPoint>,
     pub(crate) watch_model_filesystems: bool,
@@ -124,12 +133,10 @@ mod tests {
         assert_eq!(s.server.port, 9101);
         assert_eq!(s.server.workers, 1);
         assert_eq!(
-            s.collectors.model_bundles,
-            vec![
-                PathBuf::from("models/breast-cancer"),
-                PathBuf::from("models/wine")
-            ]
+            s.collectors.model_repositories,
+            vec![PathBuf::from("models")]
         );
+        assert!(s.collectors.model_bundles.is_empty());
         assert_eq!(
             s.collectors.mountpoints,
             vec![MountPoint {

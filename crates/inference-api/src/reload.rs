@@ -8,7 +8,7 @@ use crate::model::{load_bundle, loader};
 use crate::routes::models::{ModelView, VersionState};
 use crate::state::AppState;
 use actix_web::web;
-use model_bundle::repository::{Fingerprint, ModelVersions, model_versions};
+use model_bundle::repository::{Fingerprint, ModelVersions, model_folders, model_versions};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -278,36 +278,4 @@ impl ModelLoader {
     pub fn publish(&self, model: crate::model::LoadedModel) {
         self.state.publish(model);
     }
-}
-
-/// The model folders of a repository (every sub-folder not hidden, by name), and the entries
-/// that cannot be read (a symlink loop) with the reason.
-type Folders = (Vec<(String, PathBuf)>, Vec<String>);
-
-fn model_folders(repository: &Path) -> Result<Folders, String> {
-    let listing = std::fs::read_dir(repository).map_err(|e| {
-        format!(
-            "cannot list the model repository {}: {e}",
-            repository.display()
-        )
-    })?;
-    let (mut folders, mut problems) = (Vec::new(), Vec::new());
-    for entry in listing.filter_map(Result::ok) {
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-            continue;
-        };
-        if name.starts_with('.') {
-            continue;
-        }
-        let path = entry.path();
-        // `metadata` follows symlinks: a linked model folder works, a symlink loop is an error.
-        match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() => folders.push((name, path)),
-            Ok(_) => {}
-            Err(e) => problems.push(format!("cannot read {}: {e}", path.display())),
-        }
-    }
-    folders.sort();
-    problems.sort();
-    Ok((folders, problems))
 }

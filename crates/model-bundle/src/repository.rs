@@ -1,6 +1,7 @@
 //! A model's folder and its versions, as the API serves them and the exporter reports them.
 //!
-//! A model folder holds its versions. A version is a bundle (`model.json`, `model.onnx`,
+//! A repository holds one folder per model, named after it ([`model_folders`]). A model folder
+//! holds its versions. A version is a bundle (`model.json`, `model.onnx`,
 //! `samples.csv`): either the model folder itself (the layout of a single bundle, e.g.
 //! `models/breast-cancer/model.json`) or one of its sub-folders named after the version its
 //! manifest declares (`models/breast-cancer/1.0.1/model.json`). The newest version, by
@@ -199,6 +200,38 @@ fn read_version(
     })
 }
 
+/// The model folders of a repository (every sub-folder not hidden, by name), and the entries
+/// that cannot be read (a symlink loop) with the reason.
+pub type Folders = (Vec<(String, PathBuf)>, Vec<String>);
+
+pub fn model_folders(repository: &Path) -> Result<Folders, String> {
+    let listing = std::fs::read_dir(repository).map_err(|e| {
+        format!(
+            "cannot list the model repository {}: {e}",
+            repository.display()
+        )
+    })?;
+    let (mut folders, mut problems) = (Vec::new(), Vec::new());
+    for entry in listing.filter_map(Result::ok) {
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        // `metadata` follows symlinks: a linked model folder works, a symlink loop is an error.
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => folders.push((name, path)),
+            Ok(_) => {}
+            Err(e) => problems.push(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+    folders.sort();
+    problems.sort();
+    Ok((folders, problems))
+}
+
 /// Orders version strings as people number them: parts separated by `.`, `-` or `_`, numeric
 /// parts by value (`1.0.10` after `1.0.9`), other parts as text and before numbers; a version
 /// that is the start of another comes first (`1.0` before `1.0.0`, `1.0.9` before `1.0.9-rc1`).
@@ -339,6 +372,31 @@ mod tests {
         assert!(has("over the limit of 4096"), "{reasons:?}");
         #[cfg(unix)]
         assert!(has("symbolic links"), "{reasons:?}");
+    }
+
+    #[test]
+    fn a_repository_lists_its_model_folders_and_the_entries_it_cannot_read() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        for dir in ["wine", "breast-cancer", ".incoming"] {
+            std::fs::create_dir(root.join(dir)).expect("mkdir");
+        }
+        std::fs::write(root.join("README"), "not a model").expect("write");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(root.join("loop"), root.join("loop")).expect("symlink");
+        let (folders, problems) = model_folders(root).expect("listed");
+        let names: Vec<&str> = folders.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, vec!["breast-cancer", "wine"]);
+        assert_eq!(folders[1].1, root.join("wine"));
+        #[cfg(unix)]
+        assert!(
+            problems.len() == 1
+                && problems[0].contains("loop")
+                && problems[0].contains("symbolic links"),
+            "{problems:?}"
+        );
+        let e = model_folders(&root.join("missing")).expect_err("no repository");
+        assert!(e.starts_with("cannot list the model repository"), "{e}");
     }
 
     #[test]

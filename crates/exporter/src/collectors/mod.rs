@@ -53,15 +53,19 @@ pub(crate) fn all(settings: &CollectorSettings, cpu: CpuSampler) -> Vec<Box<dyn 
         Box::new(FilesystemCollector::new(
             settings.mountpoints.clone(),
             if settings.watch_model_filesystems {
-                settings.model_bundles.clone()
+                let repositories = settings.model_repositories.iter();
+                repositories
+                    .chain(&settings.model_bundles)
+                    .cloned()
+                    .collect()
             } else {
                 Vec::new()
             },
         )),
-        Box::new(ModelArtifactsCollector::new(
-            settings.model_bundles.clone(),
-            settings.max_file_bytes,
-        )),
+        Box::new(
+            ModelArtifactsCollector::new(settings.model_bundles.clone(), settings.max_file_bytes)
+                .with_repositories(settings.model_repositories.clone()),
+        ),
     ]
 }
 

@@ -1,6 +1,7 @@
 //! `model_artifacts`: when each file of each model's served bundle was last modified, how large it
 //! is, and what the bundle's manifest (`model.json`) says about the model. Each configured folder
-//! is a model folder (`model_bundle::repository`): the newest version in it is the one the API
+//! is a model folder (`model_bundle::repository`), and so is every folder of each configured
+//! repository, listed again at every scrape: the newest version in each is the one the API
 //! serves and the one reported. Read at scrape time (a few `stat` calls and small JSON files per
 //! model), so a replaced file or a new version shows at the next scrape.
 //!
@@ -12,12 +13,15 @@ use super::{
     Samples,
 };
 use model_bundle::Identity;
-use model_bundle::repository::{model_versions, read_small_file};
+use model_bundle::repository::{model_folders, model_versions, read_small_file};
 use prometheus_client::registry::Unit;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub(crate) struct ModelArtifactsCollector {
+    /// Repositories: each of their folders is a model folder, listed at every scrape.
+    repositories: Vec<PathBuf>,
+    /// Model folders outside any repository.
     bundles: Vec<PathBuf>,
     max_file_bytes: u64,
 }
@@ -26,8 +30,17 @@ impl ModelArtifactsCollector {
     /// `max_file_bytes`: the largest manifest it reads (`collectors.max_file_bytes`).
     pub(crate) fn new(bundles: Vec<PathBuf>, max_file_bytes: u64) -> Self {
         Self {
+            repositories: Vec::new(),
             bundles,
             max_file_bytes,
+        }
+    }
+
+    /// Also reports every model folder of these repositories.
+    pub(crate) fn with_repositories(self, repositories: Vec<PathBuf>) -> Self {
+        Self {
+            repositories,
+            ..self
         }
     }
 }
@@ -141,7 +154,18 @@ impl Collector for ModelArtifactsCollector {
     fn collect(&self, out: &mut Samples) -> Result<(), CollectError> {
         let mut errors = Vec::new();
         let mut models = Vec::new();
-        for dir in &self.bundles {
+        let mut folders = Vec::new();
+        for repository in &self.repositories {
+            match model_folders(repository) {
+                Ok((found, problems)) => {
+                    folders.extend(found.into_iter().map(|(_, dir)| dir));
+                    errors.extend(problems);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        folders.extend(self.bundles.iter().cloned());
+        for dir in &folders {
             // The newest readable version of each model folder; unreadable versions are errors.
             let found = match model_versions(dir, self.max_file_bytes) {
                 Ok(found) => found,

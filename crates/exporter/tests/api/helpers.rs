@@ -51,6 +51,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = get_configuration().expect("configuration");
     settings.server.host = "127.0.0.1".into();
     settings.server.port = 0;
+    settings.collectors.model_repositories = Vec::new();
     settings.collectors.model_bundles = vec![bundled_model()];
     customize(&mut settings);
     let app = Application::build(settings).expect("app builds");

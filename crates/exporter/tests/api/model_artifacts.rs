@@ -1,4 +1,4 @@
-use crate::helpers::{copy_of_bundled_model, spawn_app, spawn_app_with};
+use crate::helpers::{bundled_model, copy_of_bundled_model, spawn_app, spawn_app_with};
 use filetime::FileTime;
 
 #[tokio::test]
@@ -196,4 +196,48 @@ async fn hostile_manifests_fail_their_collector_and_nothing_else() {
             assert_eq!(scrape.count("model_trained_timestamp_seconds"), 0, "{what}");
         }
     }
+}
+
+/// Copies the bundle in `from` into `to`.
+fn copy_bundle(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for file in ["model.json", "model.onnx", "samples.csv"] {
+        std::fs::copy(from.join(file), to.join(file)).expect("copy");
+    }
+}
+
+#[tokio::test]
+async fn every_model_of_a_repository_is_reported_and_added_or_removed_ones_show_at_once() {
+    let repository = tempfile::tempdir().expect("tempdir");
+    let root = repository.path().to_path_buf();
+    copy_bundle(&bundled_model(), &root.join("breast-cancer"));
+    let models = root.clone();
+    let app = spawn_app_with(move |s| {
+        s.collectors.model_bundles = Vec::new();
+        s.collectors.model_repositories = vec![models];
+    })
+    .await;
+    let scrape = app.scrape().await;
+    assert_eq!(scrape.collector_success("model_artifacts"), 1.0);
+    assert_eq!(scrape.count("model_info"), 1);
+
+    // A second model, written the safe way (hidden, then renamed), shows at the next scrape.
+    let wine = bundled_model().join("../wine");
+    copy_bundle(&wine, &root.join(".wine.tmp"));
+    assert_eq!(app.scrape().await.count("model_info"), 1, "hidden: not yet");
+    std::fs::rename(root.join(".wine.tmp"), root.join("wine")).expect("rename");
+    let scrape = app.scrape().await;
+    assert_eq!(scrape.collector_success("model_artifacts"), 1.0);
+    assert_eq!(scrape.count("model_info"), 2);
+    assert_eq!(
+        scrape.get("model_info", &[("model", "wine"), ("version", "1.0.0")]),
+        1.0
+    );
+    assert!(scrape.get("model_max_age_seconds", &[("model", "wine")]) > 0.0);
+
+    // Removed: its series go, and nothing fails.
+    std::fs::remove_dir_all(root.join("wine")).expect("remove");
+    let scrape = app.scrape().await;
+    assert_eq!(scrape.collector_success("model_artifacts"), 1.0);
+    assert_eq!(scrape.count("model_info"), 1);
 }
