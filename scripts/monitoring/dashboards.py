@@ -592,6 +592,16 @@ def model_quality() -> dict:
                       f" / on (model) group_left () sum by (model) (rate(inference_predictions_total{{{IM}}}[$__rate_interval]))",
                       "{{model}} {{class}}")],
               "percentunit", min=0, max=1),
+        panel(16, "timeseries", "Model age vs its limit",
+              "Time since the oldest copy of each model in service was trained "
+              "(model:model_age_seconds:max), against the age its manifest allows "
+              "(model:model_max_age_seconds:min, `max_age_days`, 30 days unless set). ModelStale "
+              "fires when the age stays above the limit; writing a newly trained version into the "
+              "model's folder resets it within seconds (RUNBOOK.md#modelstale).",
+              (0, 50, 24, 8),
+              [target(f"model:model_age_seconds:max{{{M}}}", "{{model}} age"),
+               target(f"model:model_max_age_seconds:min{{{M}}}", "{{model}} limit", ref="B")],
+              "s", min=0),
     ]
     return dashboard(QUALITY_UID, "modelwatch / Model quality",
                      "Is the model still right? Input drift (PSI per feature against the training "

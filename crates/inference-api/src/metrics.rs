@@ -377,13 +377,24 @@ impl InferenceMetrics {
     }
 
     /// Drops the series that say a model is served (its folder is gone): its info, its
-    /// training and load times and its drift. Counters and histograms stay (they only grow).
-    pub(crate) fn unpublish_model(&self, name: &Arc<str>) {
+    /// training and load times, its validation `scores` and its drift. Counters and histograms
+    /// stay (they only grow).
+    pub(crate) fn unpublish_model<'a>(
+        &self,
+        name: &Arc<str>,
+        scores: impl Iterator<Item = &'a String>,
+    ) {
         let labels = ModelLabels {
             model: name.clone(),
         };
         self.loaded.remove(&labels);
         self.trained.remove(&labels);
+        for metric in scores {
+            self.validation.remove(&ScoreLabels {
+                model: name.clone(),
+                metric: Arc::from(metric.as_str()),
+            });
+        }
         self.drift
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -35,15 +35,7 @@ impl Application {
         let mut registry = Registry::default();
         let metrics = InferenceMetrics::register(&mut registry, &settings.metrics);
         let workers = settings.server.worker_count();
-        let state = web::Data::new(AppState::new(
-            &settings.model.default,
-            metrics,
-            settings.limits.clone(),
-            settings.quality.clone(),
-            settings.testing.clone(),
-            settings.feedback.clone(),
-            workers,
-        ));
+        let state = web::Data::new(AppState::new(&settings, metrics, workers));
         let registry = web::Data::new(registry);
         let document = web::Data::new(RenderedDocument(openapi::document()?.into()));
 

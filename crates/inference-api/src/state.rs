@@ -1,6 +1,8 @@
 //! What every worker shares.
 
-use crate::configuration::{FeedbackSettings, LimitSettings, QualitySettings, TestingSettings};
+use crate::configuration::{
+    FeedbackSettings, LimitSettings, QualitySettings, Settings, TestingSettings,
+};
 use crate::error::ApiError;
 use crate::metrics::{InferenceMetrics, ModelHandles};
 use crate::model::coalesce::RunModel;
@@ -93,17 +95,8 @@ pub(crate) struct AppState {
 pub(crate) struct WorkerIndex(pub usize);
 
 impl AppState {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        default_model: &str,
-        metrics: InferenceMetrics,
-        limits: LimitSettings,
-        quality: QualitySettings,
-        testing: TestingSettings,
-        feedback: FeedbackSettings,
-        workers: usize,
-    ) -> Self {
-        let default_name: Arc<str> = Arc::from(default_model);
+    pub(crate) fn new(settings: &Settings, metrics: InferenceMetrics, workers: usize) -> Self {
+        let default_name: Arc<str> = Arc::from(settings.model.default.as_str());
         let default = Arc::new(ModelSlot::default());
         let models = BTreeMap::from([(default_name.clone(), default.clone())]);
         Self {
@@ -111,10 +104,10 @@ impl AppState {
             default,
             models: ArcSwap::from_pointee(models),
             metrics,
-            limits,
-            quality,
-            testing,
-            feedback,
+            limits: settings.limits.clone(),
+            quality: settings.quality.clone(),
+            testing: settings.testing.clone(),
+            feedback: settings.feedback.clone(),
             workers,
             in_flight: AtomicUsize::new(0),
             models_view: Mutex::default(),
@@ -201,26 +194,31 @@ impl AppState {
 
     /// Stops serving the models not in `keep` (their folders are gone); never the default one.
     pub(crate) fn retain_models(&self, keep: &[String]) {
-        let gone: Vec<Arc<str>> = self
+        let gone: Vec<(Arc<str>, Option<Arc<ServingModel>>)> = self
             .models
             .load()
-            .keys()
-            .filter(|n| ***n != *self.default_name && !keep.iter().any(|k| k.as_str() == &***n))
-            .cloned()
+            .iter()
+            .filter(|(n, _)| {
+                ***n != *self.default_name && !keep.iter().any(|k| k.as_str() == &***n)
+            })
+            .map(|(n, slot)| (n.clone(), slot.serving.load_full()))
             .collect();
         if gone.is_empty() {
             return;
         }
         self.models.rcu(|models| {
             let mut models = BTreeMap::clone(models);
-            models.retain(|n, _| !gone.contains(n));
+            models.retain(|n, _| !gone.iter().any(|(g, _)| g == n));
             models
         });
-        for name in &gone {
-            self.metrics.unpublish_model(name);
+        for (name, served) in &gone {
+            let scores = served
+                .iter()
+                .flat_map(|s| s.model.manifest.validation.scores.keys());
+            self.metrics.unpublish_model(name, scores);
         }
         let mut view = self.models_view.lock().unwrap_or_else(|p| p.into_inner());
-        view.retain(|n, _| !gone.iter().any(|g| &**g == n));
+        view.retain(|n, _| !gone.iter().any(|(g, _)| &**g == n));
     }
 
     /// What `GET /models` answers: the default model first, then the others by name.

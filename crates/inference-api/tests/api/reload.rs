@@ -489,14 +489,14 @@ async fn every_model_of_the_repository_is_served_and_new_ones_appear_while_servi
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let metrics = app.metrics().await;
-    assert!(
-        !metrics.contains("inference_model_info{model=\"second\""),
-        "{metrics}"
-    );
-    assert!(
-        !metrics.contains("inference_drift_window_rows{model=\"second\""),
-        "{metrics}"
-    );
+    for gone in [
+        "inference_model_info{model=\"second\"",
+        "inference_drift_window_rows{model=\"second\"",
+        "inference_model_validation_score{model=\"second\"",
+        "inference_model_trained_timestamp_seconds{model=\"second\"",
+    ] {
+        assert!(!metrics.contains(gone), "{gone} still exposed:\n{metrics}");
+    }
     assert_eq!(
         app.get("/models").await.body["models"]
             .as_array()
