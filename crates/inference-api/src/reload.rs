@@ -96,10 +96,18 @@ impl ModelLoader {
             .models
             .retain(|name, _| names.contains(name) || name == self.state.default_model());
         let default = self.state.default_model().to_owned();
-        let mut outcome = Err(anyhow::anyhow!(
-            "{}: the default model {default:?} has no folder there (model.default)",
-            self.settings.repository.display()
-        ));
+        let mut outcome = Ok(());
+        if !names.contains(&default) {
+            // Logged once while it lasts; the version it served (if any) keeps serving, and the
+            // other models are still looked at.
+            let message = format!(
+                "{}: the default model {default:?} has no folder there (model.default)",
+                self.settings.repository.display()
+            );
+            let dir = self.settings.default_model_dir();
+            self.report(&default, &dir, vec![message.clone()]);
+            outcome = Err(anyhow::anyhow!(message));
+        }
         for (name, dir) in folders {
             let checked = self.check(&name, &dir).await;
             if name == default {

@@ -505,3 +505,30 @@ async fn every_model_of_the_repository_is_served_and_new_ones_appear_while_servi
     );
     assert_eq!(app.post_predict(&row).await.status, 200);
 }
+
+#[tokio::test]
+async fn the_default_models_folder_gone_keeps_its_version_serving_and_the_others_watched() {
+    let (app, root, folder) = spawn_watching_app().await;
+    std::fs::rename(&folder, root.path().join(".breast-cancer.old")).expect("move away");
+    add_model(root.path(), "second");
+    let row = json!({"features": named_row(&samples()[0].0)});
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while post(&app, "/models/second/predict", &row).await.0 != 200 {
+        assert!(Instant::now() < deadline, "a new model is still picked up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = app.post_predict(&row).await;
+    assert_eq!((r.status, &r.body["model"]), (200, &json!("breast-cancer")));
+    let root_path = root.path().display().to_string();
+    let logged = LOGS
+        .lines()
+        .into_iter()
+        .filter(|l| {
+            l["error.message"].as_str().is_some_and(|m| {
+                m.starts_with(&root_path) && m.contains("\"breast-cancer\" has no folder there")
+            })
+        })
+        .count();
+    assert_eq!(logged, 1, "logged once, not at every look");
+}
