@@ -179,9 +179,20 @@ impl ModelLoader {
         let (settings, workers, version_dir) =
             (self.settings.clone(), self.workers, latest.dir.clone());
         let started = std::time::Instant::now();
-        let loaded =
-            tokio::task::spawn_blocking(move || load_bundle(&settings, &version_dir, workers))
-                .await?;
+        let expected = name.to_owned();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let model = load_bundle(&settings, &version_dir, workers)?;
+            // Its manifest was rewritten since the look at the folder: not this model any more.
+            if model.manifest.name() != expected {
+                anyhow::bail!(
+                    "{}/model.json now names model {:?}, not {expected:?}",
+                    version_dir.display(),
+                    model.manifest.name()
+                );
+            }
+            Ok(model)
+        })
+        .await?;
         let model = match loaded {
             Ok(model) => model,
             Err(e) => {

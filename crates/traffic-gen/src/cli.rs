@@ -95,12 +95,17 @@ pub struct RunArgs {
     /// `drift`: scale every feature's distance from its training mean.
     #[arg(long, default_value_t = 1.0)]
     pub drift_scale: f64,
-    /// The model to send to: `POST /models/<MODEL>/predict` (feedback names it too) instead of
-    /// the API's default model at `POST /predict`.
-    #[arg(long, env = "TRAFFIC_MODEL")]
-    pub model: Option<String>,
+    /// The models to send to, comma-separated: `POST /models/<MODEL>/predict` (feedback names
+    /// it too) instead of the API's default model at `POST /predict`. Several models take turns,
+    /// request by request, each with bodies from its own bundle.
+    #[arg(long, env = "TRAFFIC_MODEL", value_delimiter = ',')]
+    pub model: Vec<String>,
+    /// Where the models' bundles are: `<MODELS_DIR>/<MODEL>` (with --model).
+    #[arg(long, env = "TRAFFIC_MODELS_DIR", default_value = "models")]
+    pub models_dir: PathBuf,
     /// Model bundle directory holding samples.csv (and model.json for drift statistics); default
-    /// `models/<MODEL>` with --model, else `models/breast-cancer`.
+    /// `<MODELS_DIR>/<MODEL>` with one --model, else `models/breast-cancer`. Not with several
+    /// models.
     #[arg(long, env = "TRAFFIC_BUNDLE")]
     pub bundle: Option<PathBuf>,
     /// Body size of `oversized` requests in bytes (the API's default limit is 2 MiB).
@@ -153,21 +158,30 @@ impl RunArgs {
     }
 
     /// Checks what clap cannot.
-    /// The bundle the bodies come from: `--bundle`, else the model's folder in `models/`.
-    pub fn bundle_dir(&self) -> PathBuf {
-        match (&self.bundle, &self.model) {
-            (Some(dir), _) => dir.clone(),
-            (None, Some(model)) => PathBuf::from("models").join(model),
-            (None, None) => PathBuf::from("models/breast-cancer"),
+    /// What the run sends to: (model, its prediction route relative to the target, the bundle
+    /// its bodies come from). One entry without --model: the API's default model at `predict`.
+    pub fn targets(&self) -> Vec<(Option<String>, String, PathBuf)> {
+        if self.model.is_empty() {
+            let bundle = self
+                .bundle
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("models/breast-cancer"));
+            return vec![(None, "predict".into(), bundle)];
         }
-    }
-
-    /// The prediction route, relative to the target.
-    pub fn predict_path(&self) -> String {
-        match &self.model {
-            Some(model) => format!("models/{model}/predict"),
-            None => "predict".into(),
-        }
+        self.model
+            .iter()
+            .map(|model| {
+                let bundle = match &self.bundle {
+                    Some(dir) => dir.clone(),
+                    None => self.models_dir.join(model),
+                };
+                (
+                    Some(model.clone()),
+                    format!("models/{model}/predict"),
+                    bundle,
+                )
+            })
+            .collect()
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -188,16 +202,23 @@ impl RunArgs {
         if self.timeout.is_zero() {
             return Err("--timeout must be positive".into());
         }
-        if let Some(model) = &self.model
-            && (model.is_empty()
+        for model in &self.model {
+            if model.is_empty()
                 || !model
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-                || model.starts_with('.'))
-        {
-            return Err(format!(
-                "--model {model:?}: a model name is letters, digits, '-', '_' and '.', not starting with '.'"
-            ));
+                || model.starts_with('.')
+            {
+                return Err(format!(
+                    "--model {model:?}: a model name is letters, digits, '-', '_' and '.', not starting with '.'"
+                ));
+            }
+        }
+        if self.model.len() > 1 && self.bundle.is_some() {
+            return Err(
+                "--bundle names one bundle; with several --model, each comes from --models-dir"
+                    .into(),
+            );
         }
         if self.spike_length.is_zero() || self.spike_length > self.spike_every {
             return Err("--spike-length must be positive and at most --spike-every".into());
@@ -225,7 +246,7 @@ mod tests {
     }
 
     #[test]
-    fn model_picks_the_route_the_bundle_and_a_safe_name() {
+    fn model_picks_the_routes_the_bundles_and_safe_names() {
         let run = |extra: &[&str]| {
             let argv = ["traffic-gen", "run"].iter().chain(extra).copied();
             match Cli::try_parse_from(argv).expect("parses").command {
@@ -233,16 +254,48 @@ mod tests {
                 _ => panic!("not run"),
             }
         };
-        let default = run(&[]);
-        assert_eq!(default.predict_path(), "predict");
-        assert_eq!(default.bundle_dir(), PathBuf::from("models/breast-cancer"));
+        let target = |model: Option<&str>, path: &str, bundle: &str| {
+            (
+                model.map(str::to_owned),
+                path.to_owned(),
+                PathBuf::from(bundle),
+            )
+        };
+        assert_eq!(
+            run(&[]).targets(),
+            vec![target(None, "predict", "models/breast-cancer")]
+        );
         let wine = run(&["--model", "wine"]);
-        assert_eq!(wine.predict_path(), "models/wine/predict");
-        assert_eq!(wine.bundle_dir(), PathBuf::from("models/wine"));
+        assert_eq!(
+            wine.targets(),
+            vec![target(Some("wine"), "models/wine/predict", "models/wine")]
+        );
         wine.validate().expect("a plain name");
         let own = run(&["--model", "wine", "--bundle", "/srv/wine/1.0.1"]);
-        assert_eq!(own.bundle_dir(), PathBuf::from("/srv/wine/1.0.1"));
-        for bad in ["../wine", "", ".hidden", "a/b", "wine?x=1"] {
+        assert_eq!(own.targets()[0].2, PathBuf::from("/srv/wine/1.0.1"));
+        let both = run(&[
+            "--model",
+            "breast-cancer,wine",
+            "--models-dir",
+            "/app/models",
+        ]);
+        both.validate().expect("two models");
+        assert_eq!(
+            both.targets(),
+            vec![
+                target(
+                    Some("breast-cancer"),
+                    "models/breast-cancer/predict",
+                    "/app/models/breast-cancer"
+                ),
+                target(Some("wine"), "models/wine/predict", "/app/models/wine"),
+            ]
+        );
+        let e = run(&["--model", "a,b", "--bundle", "x"])
+            .validate()
+            .expect_err("one bundle for two models");
+        assert!(e.starts_with("--bundle"), "{e}");
+        for bad in ["../wine", ".hidden", "a/b", "wine?x=1", "a,,b"] {
             let e = run(&["--model", bad]).validate().expect_err(bad);
             assert!(e.starts_with("--model"), "{e}");
         }

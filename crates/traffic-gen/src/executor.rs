@@ -30,14 +30,21 @@ pub struct Limits {
     pub requests: Option<u64>,
 }
 
+/// Where predictions go and what they carry: one model's route and bodies.
+#[derive(Clone)]
+pub struct Target {
+    /// `POST /predict`, or `POST /models/<name>/predict`.
+    pub route: Route,
+    pub payloads: Arc<Payloads>,
+}
+
 /// Everything the sending side needs.
 pub struct Executor {
     pub client: HttpClient,
-    /// `POST /predict`.
-    pub route: Route,
+    /// One per model; request `seq` goes to `targets[seq % len]`. Never empty.
+    pub targets: Vec<Target>,
     /// `POST /feedback`.
     pub feedback_route: Route,
-    pub payloads: Arc<Payloads>,
     pub max_in_flight: usize,
     pub metrics: TrafficMetrics,
 }
@@ -45,9 +52,8 @@ pub struct Executor {
 /// What every request task shares, behind one `Arc` (one reference count per request).
 struct Shared {
     client: HttpClient,
-    route: Route,
+    targets: Vec<Target>,
     feedback_route: Route,
-    payloads: Arc<Payloads>,
     /// Prefix of the request ids of labelled predictions: unique per run.
     run_id: String,
     labelled: AtomicU64,
@@ -73,9 +79,8 @@ impl Executor {
             ^ u64::from(std::process::id());
         let shared = Arc::new(Shared {
             client: self.client.clone(),
-            route: self.route.clone(),
+            targets: self.targets.clone(),
             feedback_route: self.feedback_route.clone(),
-            payloads: self.payloads.clone(),
             run_id: format!("tg-{run_id:x}"),
             labelled: AtomicU64::new(0),
             metrics: self.metrics.clone(),
@@ -166,7 +171,12 @@ impl Executor {
                     .metrics
                     .set_target_rate(plan.rate_at(ticket.offset.as_secs_f64()));
                 let batch_size = plan.phases[ticket.phase].batch_size;
-                let request = self.payloads.build(ticket.kind, ticket.choice, batch_size);
+                let target = (ticket.seq % self.targets.len() as u64) as usize;
+                let mut request =
+                    self.targets[target]
+                        .payloads
+                        .build(ticket.kind, ticket.choice, batch_size);
+                request.target = target;
                 tokio::spawn(send_one(shared.clone(), request, intended, permit));
                 sent += 1;
                 sent_by_kind[ticket.kind as usize] += 1;
@@ -212,7 +222,7 @@ async fn send_one(
             shared
                 .client
                 .send(
-                    &shared.route,
+                    &shared.targets[request.target].route,
                     Some(request.content_type),
                     request.body,
                     None,
@@ -251,7 +261,7 @@ async fn predict_then_label(shared: &Shared, request: Request) -> Result<u16, Se
     let status = shared
         .client
         .send_with_id(
-            &shared.route,
+            &shared.targets[request.target].route,
             Some(request.content_type),
             request.body,
             None,
@@ -262,9 +272,10 @@ async fn predict_then_label(shared: &Shared, request: Request) -> Result<u16, Se
         return Ok(status);
     }
     let wrong = request.kind == RequestKind::WrongFeedback;
-    let body = shared
-        .payloads
-        .feedback(&id, request.row.unwrap_or(0), wrong);
+    let body =
+        shared.targets[request.target]
+            .payloads
+            .feedback(&id, request.row.unwrap_or(0), wrong);
     shared
         .client
         .send(&shared.feedback_route, Some(JSON), body, None)

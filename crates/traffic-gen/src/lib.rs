@@ -126,12 +126,7 @@ impl Runner {
     pub fn build(args: RunArgs) -> anyhow::Result<Self> {
         args.validate().map_err(anyhow::Error::msg)?;
         let plan = args.scenario.load(&args.params())?;
-        let bundle_dir = args.bundle_dir();
-        let bundle = Bundle::load(&bundle_dir)
-            .with_context(|| format!("loading the model bundle {}", bundle_dir.display()))?;
-        let payloads = payload::Payloads::new(&bundle, &plan.drift, args.oversized_bytes)
-            .with_context(|| format!("the model bundle {}", bundle_dir.display()))?
-            .for_model(args.model.clone());
+        let models = args.targets();
         let seed = args.seed.unwrap_or_else(rand::random);
         let limits = Limits {
             duration: match (args.duration, args.requests) {
@@ -151,17 +146,28 @@ impl Runner {
             .transpose()?;
         let client = HttpClient::new(args.target.clone(), args.max_in_flight, args.timeout)
             .context("building the HTTP client")?;
-        let route = client
-            .route(reqwest::Method::POST, &args.predict_path())
-            .map_err(anyhow::Error::msg)?;
+        let mut targets = Vec::with_capacity(models.len());
+        for (model, path, bundle_dir) in models {
+            let bundle = Bundle::load(&bundle_dir)
+                .with_context(|| format!("loading the model bundle {}", bundle_dir.display()))?;
+            let payloads = payload::Payloads::new(&bundle, &plan.drift, args.oversized_bytes)
+                .with_context(|| format!("the model bundle {}", bundle_dir.display()))?
+                .for_model(model);
+            let route = client
+                .route(reqwest::Method::POST, &path)
+                .map_err(anyhow::Error::msg)?;
+            targets.push(executor::Target {
+                route,
+                payloads: Arc::new(payloads),
+            });
+        }
         let feedback_route = client
             .route(reqwest::Method::POST, "feedback")
             .map_err(anyhow::Error::msg)?;
         let executor = Executor {
             client,
-            route,
+            targets,
             feedback_route,
-            payloads: Arc::new(payloads),
             max_in_flight: args.max_in_flight,
             metrics: traffic_metrics,
         };

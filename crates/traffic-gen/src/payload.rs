@@ -22,6 +22,8 @@ pub struct Request {
     pub body: Bytes,
     /// The sample row behind a single-row request (its true label is in the bundle).
     pub row: Option<usize>,
+    /// Which of the run's models it goes to (`Executor::targets`); 0 with one model.
+    pub target: usize,
 }
 
 /// Why a bundle cannot make requests.
@@ -178,6 +180,7 @@ impl Payloads {
             content_type,
             body,
             row,
+            target: 0,
         }
     }
 

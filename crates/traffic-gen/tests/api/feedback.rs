@@ -5,6 +5,20 @@ use crate::helpers::{EXCLUSIVE, assert_totals_add_up, run_report, spawn_real_api
 use std::collections::BTreeMap;
 use traffic_gen::plan::RequestKind;
 
+/// 200 labelled predictions (`mislabel`) at 200 req/s with `extra` arguments, every one answered
+/// 200.
+async fn labelled_run(address: &str, extra: &[&str], seed: &str) -> traffic_gen::report::Report {
+    let mut args = vec![
+        "--target", address, "-s", "mislabel", "-r", "200", "-n", "200",
+    ];
+    args.extend_from_slice(&["--seed", seed]);
+    args.extend_from_slice(extra);
+    let r = run_report(&args).await;
+    assert_totals_add_up(&r);
+    assert_eq!((r.succeeded, r.errors), (200, 0));
+    r
+}
+
 async fn scrape(address: &str) -> String {
     reqwest::get(format!("{address}/metrics"))
         .await
@@ -94,25 +108,8 @@ async fn model_sends_predictions_and_feedback_to_that_model_only() {
     let _turn = EXCLUSIVE.lock().await;
     let api = spawn_real_api().await;
     let wine = crate::helpers::repo_root().join("models/wine");
-    let r = run_report(&[
-        "--target",
-        &api.address,
-        "--model",
-        "wine",
-        "--bundle",
-        wine.to_str().expect("utf-8 path"),
-        "-s",
-        "mislabel",
-        "-r",
-        "200",
-        "-n",
-        "200",
-        "--seed",
-        "6",
-    ])
-    .await;
-    assert_totals_add_up(&r);
-    assert_eq!((r.succeeded, r.errors), (200, 0));
+    let wine = wine.to_str().expect("utf-8 path");
+    let r = labelled_run(&api.address, &["--model", "wine", "--bundle", wine], "6").await;
     let text = scrape(&api.address).await;
     let predicted: f64 = ["class_0", "class_1", "class_2"]
         .iter()
@@ -139,4 +136,48 @@ async fn model_sends_predictions_and_feedback_to_that_model_only() {
         0.0,
         "nothing went to the default model"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_models_take_turns_and_each_gets_its_own_feedback() {
+    let _turn = EXCLUSIVE.lock().await;
+    let api = spawn_real_api().await;
+    let models = crate::helpers::repo_root().join("models");
+    let models = models.to_str().expect("utf-8 path");
+    let both = ["--model", "breast-cancer,wine", "--models-dir", models];
+    labelled_run(&api.address, &both, "7").await;
+    let text = scrape(&api.address).await;
+    let classes = [
+        ("breast-cancer", &["malignant", "benign"][..]),
+        ("wine", &["class_0", "class_1", "class_2"][..]),
+    ];
+    for (model, names) in classes {
+        let predicted: f64 = names
+            .iter()
+            .map(|c| {
+                sample(
+                    &text,
+                    &format!(r#"inference_predictions_total{{model="{model}",class="{c}"}} "#),
+                )
+            })
+            .sum();
+        let labelled: f64 = ["correct", "incorrect"]
+            .iter()
+            .map(|o| {
+                sample(
+                    &text,
+                    &format!(r#"inference_feedback_total{{model="{model}",outcome="{o}"}} "#),
+                )
+            })
+            .sum();
+        // Requests alternate between the two models: 100 each, each labelled at its model.
+        assert_eq!((predicted, labelled), (100.0, 100.0), "{model}");
+        assert_eq!(
+            sample(
+                &text,
+                &format!(r#"inference_feedback_unmatched_total{{model="{model}"}} "#)
+            ),
+            0.0
+        );
+    }
 }

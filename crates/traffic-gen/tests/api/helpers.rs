@@ -35,8 +35,8 @@ pub fn bundle_dir() -> PathBuf {
 pub fn run_args(args: &[&str]) -> RunArgs {
     let bundle = bundle_dir();
     let mut argv = vec!["traffic-gen", "run", "--no-progress"];
-    // The bundled default model unless the test names a bundle.
-    if !args.contains(&"--bundle") {
+    // The bundled default model unless the test says where its bundles are.
+    if !args.contains(&"--bundle") && !args.contains(&"--models-dir") {
         argv.extend(["--bundle", bundle.to_str().expect("utf-8 path")]);
     }
     argv.extend_from_slice(args);
