@@ -259,30 +259,36 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
 /// Reads a small text file: a regular file of at most `max` bytes, else an error. Never opens
 /// anything else (a FIFO would block, `/dev/zero` would never end) and never reads past `max`.
 pub fn read_small_file(path: &Path, max: u64) -> Result<String, String> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = read_bounded(path, max, &format!("the limit of {max} bytes"))?;
+    String::from_utf8(bytes).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// Reads a regular file of at most `max` bytes, else an error naming `limit` (the setting the
+/// bound comes from). Never opens anything but a regular file, never reads past `max`.
+pub fn read_bounded(path: &Path, max: u64, limit: &str) -> Result<Vec<u8>, String> {
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let meta = std::fs::metadata(path).map_err(cannot)?;
     if !meta.is_file() {
         return Err(format!("{} is not a regular file", path.display()));
     }
     if meta.len() > max {
         return Err(format!(
-            "{} is {} bytes, over the limit of {max}",
+            "{} is {} bytes, over {limit}",
             path.display(),
             meta.len()
         ));
     }
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::io::Read::take(file, max + 1), &mut text)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if text.len() as u64 > max {
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, max + 1), &mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > max {
         return Err(format!(
-            "{} grew past the limit of {max} bytes while being read",
+            "{} grew past {limit} while being read",
             path.display()
         ));
     }
-    Ok(text)
+    Ok(bytes)
 }
 
 #[cfg(test)]

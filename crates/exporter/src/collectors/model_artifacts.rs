@@ -12,10 +12,9 @@ use super::{
     CollectError, Collector, CollectorName, ModelArtifactLabels, ModelInfoLabels, ModelLabels,
     Samples,
 };
-use model_bundle::Identity;
-use model_bundle::repository::{model_folders, model_versions, read_small_file};
+use model_bundle::repository::{VersionDir, model_folders, model_versions};
 use prometheus_client::registry::Unit;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub(crate) struct ModelArtifactsCollector {
@@ -53,16 +52,11 @@ fn unix_seconds(t: SystemTime) -> f64 {
     }
 }
 
-/// Reads one bundle completely, or not at all.
-fn read_bundle(
-    dir: &Path,
-    seen_models: &[String],
-    max_file_bytes: u64,
-) -> Result<(String, Samples), String> {
+/// Reads one version's bundle completely, or not at all; its manifest was read by the scan of
+/// its model folder (`model_versions`).
+fn read_bundle(version: VersionDir, seen_models: &[String]) -> Result<(String, Samples), String> {
+    let (dir, manifest) = (&version.dir, version.identity);
     let manifest_path = dir.join(model_bundle::MANIFEST_FILE);
-    let json = read_small_file(&manifest_path, max_file_bytes)?;
-    let manifest =
-        Identity::parse(&json).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
     if seen_models.contains(&manifest.name) {
         return Err(format!(
             "{}: model name {:?} is already used by another bundle",
@@ -175,7 +169,7 @@ impl Collector for ModelArtifactsCollector {
                 }
             };
             errors.extend(found.bad.iter().map(|b| b.reason.clone()));
-            let Some(latest) = found.latest() else {
+            let Some(latest) = found.versions.into_iter().next() else {
                 if found.bad.is_empty() {
                     errors.push(format!(
                         "{}: no model version (no model.json in it or in a sub-folder)",
@@ -184,7 +178,7 @@ impl Collector for ModelArtifactsCollector {
                 }
                 continue;
             };
-            match read_bundle(&latest.dir, &models, self.max_file_bytes) {
+            match read_bundle(latest, &models) {
                 Ok((model, samples)) => {
                     models.push(model);
                     out.append(samples);
@@ -203,6 +197,7 @@ impl Collector for ModelArtifactsCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use model_bundle::Identity;
 
     const MANIFEST_FIXTURE: &str = r#"{
         "format_version": 1,

@@ -170,29 +170,6 @@ pub(crate) const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 /// Reads `model.onnx`: a regular file of at most `max` bytes (`model.max_model_bytes`).
 fn read_model(dir: &Path, max: u64) -> anyhow::Result<Vec<u8>> {
     let path = dir.join(model_bundle::MODEL_FILE);
-    let meta = std::fs::metadata(&path)
-        .with_context(|| format!("reading model bundle file {}", path.display()))?;
-    if !meta.is_file() {
-        bail!("{} is not a regular file", path.display());
-    }
-    if meta.len() > max {
-        bail!(
-            "{} is {} bytes, over model.max_model_bytes ({max})",
-            path.display(),
-            meta.len()
-        );
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(std::fs::File::open(&path)?, max + 1),
-        &mut bytes,
-    )
-    .with_context(|| format!("reading model bundle file {}", path.display()))?;
-    if bytes.len() as u64 > max {
-        bail!(
-            "{} grew past model.max_model_bytes while being read",
-            path.display()
-        );
-    }
-    Ok(bytes)
+    model_bundle::repository::read_bounded(&path, max, &format!("model.max_model_bytes ({max})"))
+        .map_err(anyhow::Error::msg)
 }
