@@ -109,13 +109,21 @@ pub(crate) struct ModelArtifactLabels {
     pub(crate) artifact: String,
 }
 
+/// `model_version_artifact_*{model, version, artifact}`: one file of one version of a model.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct VersionArtifactLabels {
+    pub(crate) model: String,
+    pub(crate) version: String,
+    pub(crate) artifact: String,
+}
+
 /// `model_trained_timestamp_seconds{model}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ModelLabels {
     pub(crate) model: String,
 }
 
-/// `model_info{model, version}`.
+/// `model_info{model, version}`, `model_version_trained_timestamp_seconds{model, version}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ModelInfoLabels {
     pub(crate) model: String,
@@ -130,6 +138,7 @@ pub(crate) enum Labels {
     Empty,
     Mountpoint(MountpointLabels),
     ModelArtifact(ModelArtifactLabels),
+    VersionArtifact(VersionArtifactLabels),
     Model(ModelLabels),
     ModelInfo(ModelInfoLabels),
 }
@@ -140,6 +149,7 @@ impl EncodeLabelSet for Labels {
             Self::Empty => Ok(()),
             Self::Mountpoint(l) => l.encode(encoder),
             Self::ModelArtifact(l) => l.encode(encoder),
+            Self::VersionArtifact(l) => l.encode(encoder),
             Self::Model(l) => l.encode(encoder),
             Self::ModelInfo(l) => l.encode(encoder),
         }
@@ -155,6 +165,12 @@ impl From<MountpointLabels> for Labels {
 impl From<ModelArtifactLabels> for Labels {
     fn from(l: ModelArtifactLabels) -> Self {
         Self::ModelArtifact(l)
+    }
+}
+
+impl From<VersionArtifactLabels> for Labels {
+    fn from(l: VersionArtifactLabels) -> Self {
+        Self::VersionArtifact(l)
     }
 }
 

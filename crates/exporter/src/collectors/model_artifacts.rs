@@ -1,20 +1,22 @@
-//! `model_artifacts`: when each file of each model's served bundle was last modified, how large it
-//! is, and what the bundle's manifest (`model.json`) says about the model. Each configured folder
-//! is a model folder (`model_bundle::repository`), and so is every folder of each configured
-//! repository, listed again at every scrape: the newest version in each is the one the API
-//! serves and the one reported. Read at scrape time (a few `stat` calls and small JSON files per
-//! model), so a replaced file or a new version shows at the next scrape.
+//! `model_artifacts`: when each file of each model's bundles was last modified, how large it is,
+//! and what the manifests (`model.json`) say about the model. Each configured folder is a model
+//! folder (`model_bundle::repository`), and so is every folder of each configured repository,
+//! listed again at every scrape. Every version of every model is reported (`model_version_*`);
+//! the newest one, which the API serves, also as the model's own series (`model_*{model}`), the
+//! ones the rules and ModelStale read. Read at scrape time (a few `stat` calls and small JSON
+//! files per version), so a replaced file or a new version shows at the next scrape.
 //!
-//! A bundle that cannot be read completely exports nothing at all: no stale and no partial values.
-//! A version that cannot be read is an error of the collector; the newest readable one is reported.
+//! A version that cannot be read completely exports nothing at all: no stale and no partial
+//! values. It is an error of the collector; the others are still reported, and the newest
+//! readable one is the served one.
 
 use super::{
-    CollectError, Collector, CollectorName, ModelArtifactLabels, ModelInfoLabels, ModelLabels,
-    Samples,
+    CollectError, Collector, CollectorName, Labels, ModelArtifactLabels, ModelInfoLabels,
+    ModelLabels, Samples, VersionArtifactLabels,
 };
 use model_bundle::repository::{VersionDir, model_folders, model_versions};
 use prometheus_client::registry::Unit;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub(crate) struct ModelArtifactsCollector {
@@ -52,19 +54,18 @@ fn unix_seconds(t: SystemTime) -> f64 {
     }
 }
 
-/// Reads one version's bundle completely, or not at all; its manifest was read by the scan of
-/// its model folder (`model_versions`).
-fn read_bundle(version: VersionDir, seen_models: &[String]) -> Result<(String, Samples), String> {
-    let (dir, manifest) = (&version.dir, version.identity);
-    let manifest_path = dir.join(model_bundle::MANIFEST_FILE);
-    if seen_models.contains(&manifest.name) {
-        return Err(format!(
-            "{}: model name {:?} is already used by another bundle",
-            manifest_path.display(),
-            manifest.name
-        ));
-    }
-    let mut entries: Vec<(String, std::fs::Metadata)> = Vec::new();
+/// One regular file of a version's folder.
+struct BundleFile {
+    name: String,
+    size: u64,
+    /// Modification time, in seconds since the Unix epoch.
+    modified: f64,
+}
+
+/// The regular files of a version's folder, sorted by name, all or none. Hidden files (editors'
+/// swap files, half-written temporary copies) and sub-folders (newer versions) are skipped.
+fn bundle_files(dir: &Path) -> Result<Vec<BundleFile>, String> {
+    let mut files = Vec::new();
     let listing =
         std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
     for entry in listing {
@@ -73,44 +74,107 @@ fn read_bundle(version: VersionDir, seen_models: &[String]) -> Result<(String, S
             continue;
         };
         if name.starts_with('.') {
-            continue; // hidden files: editors' swap files, half-written temporary copies
+            continue;
         }
         // `metadata` follows symlinks, so a bundle of links (Kubernetes ConfigMaps) works.
         let meta = std::fs::metadata(entry.path())
             .map_err(|e| format!("cannot stat {}: {e}", entry.path().display()))?;
         if meta.is_file() {
-            entries.push((name, meta));
+            let modified = meta
+                .modified()
+                .map_err(|e| format!("no modification time for {}: {e}", entry.path().display()))?;
+            files.push(BundleFile {
+                name,
+                size: meta.len(),
+                modified: unix_seconds(modified),
+            });
         }
     }
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(files)
+}
 
-    let mut out = Samples::default();
-    let model = manifest.name.clone();
-    let artifact_labels = |artifact: &str| ModelArtifactLabels {
-        model: model.clone(),
-        artifact: artifact.to_owned(),
-    };
-    for (artifact, meta) in &entries {
-        let modified = meta
-            .modified()
-            .map_err(|e| format!("no modification time for {artifact}: {e}"))?;
+/// The (name, help) of a family.
+type FamilyName = (&'static str, &'static str);
+
+/// Each file's modification time (family `modified`) and size (family `size`), labelled by
+/// `labels` from the file's name.
+fn file_samples<L: Into<Labels>>(
+    out: &mut Samples,
+    files: &[BundleFile],
+    (modified, size): (FamilyName, FamilyName),
+    labels: impl Fn(&str) -> L,
+) {
+    for file in files {
         out.gauge(
+            modified.0,
+            modified.1,
+            Some(Unit::Seconds),
+            labels(&file.name),
+            file.modified,
+        );
+    }
+    for file in files {
+        out.gauge(
+            size.0,
+            size.1,
+            Some(Unit::Bytes),
+            labels(&file.name),
+            file.size as f64,
+        );
+    }
+}
+
+/// `model_version_*{model, version}`: what every version in the repository holds.
+fn version_samples(version: &VersionDir, files: &[BundleFile]) -> Result<Samples, String> {
+    let mut out = Samples::default();
+    let (model, version_name) = (&version.identity.name, &version.version);
+    let families = (
+        (
+            "model_version_artifact_modified_timestamp",
+            "Last modification time of a file of each version of a model, in seconds since the Unix epoch",
+        ),
+        (
+            "model_version_artifact_size",
+            "Size of a file of each version of a model",
+        ),
+    );
+    file_samples(&mut out, files, families, |artifact| {
+        VersionArtifactLabels {
+            model: model.clone(),
+            version: version_name.clone(),
+            artifact: artifact.to_owned(),
+        }
+    });
+    out.gauge(
+        "model_version_trained_timestamp",
+        "When each version of a model was trained (manifest `trained_at`), in seconds since the Unix epoch",
+        Some(Unit::Seconds),
+        ModelInfoLabels {
+            model: model.clone(),
+            version: version_name.clone(),
+        },
+        version.identity.trained_at_unix()?,
+    );
+    Ok(out)
+}
+
+/// `model_*{model}`: the version the API serves (the newest), the one ModelStale judges.
+fn served_samples(version: &VersionDir, files: &[BundleFile]) -> Result<Samples, String> {
+    let mut out = Samples::default();
+    let manifest = &version.identity;
+    let model = &manifest.name;
+    let families = (
+        (
             "model_artifact_modified_timestamp",
             "Last modification time of a file of a model bundle, in seconds since the Unix epoch",
-            Some(Unit::Seconds),
-            artifact_labels(artifact),
-            unix_seconds(modified),
-        );
-    }
-    for (artifact, meta) in &entries {
-        out.gauge(
-            "model_artifact_size",
-            "Size of a file of a model bundle",
-            Some(Unit::Bytes),
-            artifact_labels(artifact),
-            meta.len() as f64,
-        );
-    }
+        ),
+        ("model_artifact_size", "Size of a file of a model bundle"),
+    );
+    file_samples(&mut out, files, families, |artifact| ModelArtifactLabels {
+        model: model.clone(),
+        artifact: artifact.to_owned(),
+    });
     out.gauge(
         "model_trained_timestamp",
         "When the model was trained (manifest `trained_at`), in seconds since the Unix epoch",
@@ -134,10 +198,10 @@ fn read_bundle(version: VersionDir, seen_models: &[String]) -> Result<(String, S
         "The deployed model and its version (manifest `name`, `version`)",
         ModelInfoLabels {
             model: model.clone(),
-            version: manifest.version,
+            version: manifest.version.clone(),
         },
     );
-    Ok((model, out))
+    Ok(out)
 }
 
 impl Collector for ModelArtifactsCollector {
@@ -147,7 +211,7 @@ impl Collector for ModelArtifactsCollector {
 
     fn collect(&self, out: &mut Samples) -> Result<(), CollectError> {
         let mut errors = Vec::new();
-        let mut models = Vec::new();
+        let mut models: Vec<String> = Vec::new();
         let mut folders = Vec::new();
         for repository in &self.repositories {
             match model_folders(repository) {
@@ -160,7 +224,6 @@ impl Collector for ModelArtifactsCollector {
         }
         folders.extend(self.bundles.iter().cloned());
         for dir in &folders {
-            // The newest readable version of each model folder; unreadable versions are errors.
             let found = match model_versions(dir, self.max_file_bytes) {
                 Ok(found) => found,
                 Err(e) => {
@@ -169,7 +232,7 @@ impl Collector for ModelArtifactsCollector {
                 }
             };
             errors.extend(found.bad.iter().map(|b| b.reason.clone()));
-            let Some(latest) = found.versions.into_iter().next() else {
+            let Some(newest) = found.versions.first() else {
                 if found.bad.is_empty() {
                     errors.push(format!(
                         "{}: no model version (no model.json in it or in a sub-folder)",
@@ -178,12 +241,32 @@ impl Collector for ModelArtifactsCollector {
                 }
                 continue;
             };
-            match read_bundle(latest, &models) {
-                Ok((model, samples)) => {
-                    models.push(model);
-                    out.append(samples);
+            // Every version of a folder names the same model (`model_versions`); two folders
+            // must not.
+            let model = &newest.identity.name;
+            if models.contains(model) {
+                errors.push(format!(
+                    "{}: model name {model:?} is already used by another bundle",
+                    newest.dir.join(model_bundle::MANIFEST_FILE).display(),
+                ));
+                continue;
+            }
+            models.push(model.clone());
+            // Each version is reported completely or not at all: no stale or partial values.
+            for (i, version) in found.versions.iter().enumerate() {
+                let read = bundle_files(&version.dir).and_then(|files| {
+                    let mut samples = if i == 0 {
+                        served_samples(version, &files)?
+                    } else {
+                        Samples::default()
+                    };
+                    samples.append(version_samples(version, &files)?);
+                    Ok(samples)
+                });
+                match read {
+                    Ok(samples) => out.append(samples),
+                    Err(e) => errors.push(e),
                 }
-                Err(e) => errors.push(e),
             }
         }
         if errors.is_empty() {
@@ -314,6 +397,39 @@ mod tests {
         };
         assert_eq!(out.value("model_artifact_size", onnx), Some(5.0));
 
+        // Every version, each with its own files and training time.
+        let version_onnx = |version: &str| VersionArtifactLabels {
+            model: "breast-cancer".into(),
+            version: version.into(),
+            artifact: "model.onnx".into(),
+        };
+        assert_eq!(
+            out.value("model_version_artifact_size", version_onnx("1.0.0")),
+            Some(10.0)
+        );
+        assert_eq!(
+            out.value("model_version_artifact_size", version_onnx("1.0.1")),
+            Some(5.0)
+        );
+        assert_eq!(
+            out.value("model_version_trained_timestamp", info("1.0.0")),
+            Some(1_795_219_200.0)
+        );
+        assert_eq!(
+            out.value("model_version_trained_timestamp", info("1.0.1")),
+            Some(1_795_219_200.0 + 10.0 * 86_400.0)
+        );
+        let older_files: Vec<_> = out
+            .families()
+            .iter()
+            .find(|f| f.name == "model_version_artifact_modified_timestamp")
+            .expect("family")
+            .samples
+            .iter()
+            .filter(|(l, _)| matches!(l, Labels::VersionArtifact(v) if v.version == "1.0.0"))
+            .collect();
+        assert_eq!(older_files.len(), 2, "1.0.0's files, not 1.0.1's folder");
+
         // A broken newer version: an error, and the newest readable one is still reported.
         let broken = dir.path().join("1.0.2");
         std::fs::create_dir(&broken).expect("mkdir");
@@ -322,6 +438,14 @@ mod tests {
         let err = collector.collect(&mut out).expect_err("a broken version");
         assert!(err.0.contains("1.0.2/model.json"), "{err}");
         assert_eq!(out.value("model", info("1.0.1")), Some(1.0));
+        assert_eq!(
+            out.value("model_version_trained_timestamp", info("1.0.0")),
+            Some(1_795_219_200.0)
+        );
+        assert_eq!(
+            out.value("model_version_trained_timestamp", info("1.0.2")),
+            None
+        );
     }
 
     #[test]

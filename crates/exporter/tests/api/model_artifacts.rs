@@ -235,6 +235,40 @@ async fn every_model_of_a_repository_is_reported_and_added_or_removed_ones_show_
     );
     assert!(scrape.get("model_max_age_seconds", &[("model", "wine")]) > 0.0);
 
+    // A new version of wine: both versions are reported, the new one as the one served.
+    let newer = root.join("wine").join("1.0.1");
+    copy_bundle(&wine, &newer);
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(newer.join("model.json")).expect("read"))
+            .expect("json");
+    manifest["version"] = "1.0.1".into();
+    manifest["trained_at"] = "2026-12-01T00:00:00Z".into();
+    std::fs::write(newer.join("model.json"), manifest.to_string()).expect("write");
+    let scrape = app.scrape().await;
+    assert_eq!(scrape.collector_success("model_artifacts"), 1.0);
+    assert_eq!(scrape.count("model_info"), 2);
+    assert_eq!(
+        scrape.get("model_info", &[("model", "wine"), ("version", "1.0.1")]),
+        1.0
+    );
+    assert_eq!(
+        scrape.get("model_trained_timestamp_seconds", &[("model", "wine")]),
+        1_796_083_200.0
+    );
+    assert_eq!(scrape.count("model_version_trained_timestamp_seconds"), 3);
+    let onnx_bytes = std::fs::metadata(wine.join("model.onnx"))
+        .expect("stat")
+        .len() as f64;
+    for version in ["1.0.0", "1.0.1"] {
+        let labels = [("model", "wine"), ("version", version)];
+        assert!(scrape.get("model_version_trained_timestamp_seconds", &labels) > 0.0);
+        let onnx = [labels[0], labels[1], ("artifact", "model.onnx")];
+        assert_eq!(
+            scrape.get("model_version_artifact_size_bytes", &onnx),
+            onnx_bytes
+        );
+    }
+
     // Removed: its series go, and nothing fails.
     std::fs::remove_dir_all(root.join("wine")).expect("remove");
     let scrape = app.scrape().await;
