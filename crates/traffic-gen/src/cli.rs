@@ -10,6 +10,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The API's default model (`model.default` unless set): without --model the run sends to
+/// `POST /predict` with bodies from this model's bundle.
+const DEFAULT_MODEL: &str = "breast-cancer";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "traffic-gen",
@@ -104,8 +108,8 @@ pub struct RunArgs {
     #[arg(long, env = "TRAFFIC_MODELS_DIR", default_value = "models")]
     pub models_dir: PathBuf,
     /// Model bundle directory holding samples.csv (and model.json for drift statistics); default
-    /// `<MODELS_DIR>/<MODEL>` with one --model, else `models/breast-cancer`. Not with several
-    /// models.
+    /// `<MODELS_DIR>/<MODEL>` with one --model, else `<MODELS_DIR>/breast-cancer` (the API's
+    /// default model). Not with several models.
     #[arg(long, env = "TRAFFIC_BUNDLE")]
     pub bundle: Option<PathBuf>,
     /// Body size of `oversized` requests in bytes (the API's default limit is 2 MiB).
@@ -157,7 +161,6 @@ impl RunArgs {
         }
     }
 
-    /// Checks what clap cannot.
     /// What the run sends to: (model, its prediction route relative to the target, the bundle
     /// its bodies come from). One entry without --model: the API's default model at `predict`.
     pub fn targets(&self) -> Vec<(Option<String>, String, PathBuf)> {
@@ -165,7 +168,7 @@ impl RunArgs {
             let bundle = self
                 .bundle
                 .clone()
-                .unwrap_or_else(|| PathBuf::from("models/breast-cancer"));
+                .unwrap_or_else(|| self.models_dir.join(DEFAULT_MODEL));
             return vec![(None, "predict".into(), bundle)];
         }
         self.model
@@ -184,6 +187,7 @@ impl RunArgs {
             .collect()
     }
 
+    /// Checks what clap cannot.
     pub fn validate(&self) -> Result<(), String> {
         if !(self.rate.is_finite() && self.rate > 0.0) {
             return Err("--rate must be a positive number".into());
@@ -264,6 +268,10 @@ mod tests {
         assert_eq!(
             run(&[]).targets(),
             vec![target(None, "predict", "models/breast-cancer")]
+        );
+        assert_eq!(
+            run(&["--models-dir", "/app/models"]).targets(),
+            vec![target(None, "predict", "/app/models/breast-cancer")]
         );
         let wine = run(&["--model", "wine"]);
         assert_eq!(
