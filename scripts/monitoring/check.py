@@ -2,8 +2,9 @@
 """Structural checks of the modelwatch monitoring configuration, and PromQL extraction.
 
     check.py check            all structural checks below (exit 1 on any problem)
-    check.py exprs            every PromQL expression of dashboards, recording rules, alert rules
-                              and Grafana alert rules, one JSON object per line, with its source
+    check.py exprs            every PromQL expression of dashboards (panels, variables and
+                              annotations), recording rules, alert rules and Grafana alert
+                              rules, one JSON object per line, with its source
     check.py names FILE...    every metric name those expressions use is exposed: FILEs list the
                               metric names the services really expose (one per line: sample
                               names, or `family type` from `# TYPE` lines); recorded series
@@ -15,7 +16,8 @@
 `check` covers:
 - dashboards: JSON, uid/title/schemaVersion, unique panel ids, complete non-overlapping gridPos
   on the 24-column grid, datasource uids that exist, a unit on every panel, an `instance`
-  variable, no `${DS_...}` / `__inputs` import placeholders;
+  variable, annotation queries on a datasource that exists, no `${DS_...}` / `__inputs` import
+  placeholders;
 - Grafana alerting files: the fields Grafana requires (group orgId/name/folder/interval as a
   multiple of 10s; rule uid/title/condition/data; query refIds, datasource uids, expression
   references, relative time ranges, noData/execErr states, dashboard/panel links), contact
@@ -245,6 +247,12 @@ def extract_expressions() -> list[dict]:
                     out.append({"source": "dashboard_variable", "file": rel(path),
                                 "dashboard": dash.get("uid"), "name": var["name"],
                                 "expr": q, "promql": to_promql(sel, variables)})
+        for ann in (dash.get("annotations") or {}).get("list") or []:
+            if ann.get("expr"):
+                # Marks events: returns series only while one happens (not while all is well).
+                out.append({"source": "dashboard_annotation", "file": rel(path),
+                            "dashboard": dash.get("uid"), "name": ann.get("name"),
+                            "expr": ann["expr"], "promql": to_promql(ann["expr"], variables)})
         for panel in iter_panels(dash):
             for t in panel.get("targets") or []:
                 if "expr" not in t:
@@ -335,6 +343,10 @@ def check_dashboards(p: Problems) -> tuple[dict[str, set[int]], set[str]]:
             ds = v.get("datasource")
             if isinstance(ds, dict) and ds.get("uid") not in datasource_uids:
                 p.add(where, f"variable {v.get('name')}: unknown datasource uid {ds.get('uid')!r}")
+        for ann in (dash.get("annotations") or {}).get("list") or []:
+            ds = ann.get("datasource")
+            if ann.get("expr") and (not isinstance(ds, dict) or ds.get("uid") not in datasource_uids):
+                p.add(where, f"annotation {ann.get('name')!r}: unknown datasource {ds!r}")
         ids: set[int] = set()
         boxes = []
         for panel in iter_panels(dash):

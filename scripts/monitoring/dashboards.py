@@ -143,6 +143,32 @@ def model_variable() -> dict:
             "query": {"qryType": 1, "query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"}}
 
 
+def version_variable() -> dict:
+    """The version selection: every version of the selected models in the repository (the
+    exporter's model_version_trained_timestamp_seconds), served or not."""
+    query = 'label_values(model_version_trained_timestamp_seconds{model=~"$model"}, version)'
+    return {**model_variable(), "name": "version", "label": "version", "definition": query,
+            "query": {"qryType": 1, "query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"}}
+
+
+def version_annotation() -> dict:
+    """A mark wherever a replica loaded and started serving a version of a selected model (its
+    load time moved: a new version swapped in, or a version's files changed), to compare the
+    panels before and after a rollout."""
+    expr = ('sum by (model) (changes(inference_model_loaded_timestamp_seconds{model=~"$model"}[2m])) > 0')
+    return {
+        "datasource": DS,
+        "enable": True,
+        "hide": False,
+        "iconColor": "rgba(255, 152, 48, 1)",
+        "name": "Model version loaded",
+        "expr": expr,
+        "step": "1m",
+        "titleFormat": "{{model}}: a version loaded and served",
+        "textFormat": "GET /models lists the versions; the 'Versions in the repository' panel what each holds",
+    }
+
+
 def dashboard(uid, title, description, panels, variable_job, tags, models=False) -> dict:
     return {
         "uid": uid,
@@ -156,7 +182,8 @@ def dashboard(uid, title, description, panels, variable_job, tags, models=False)
         "time": {"from": "now-1h", "to": "now"},
         "refresh": "30s",
         "timezone": "browser",
-        "templating": {"list": [instance_variable(variable_job), *([model_variable()] if models else [])]},
+        "templating": {"list": [instance_variable(variable_job),
+                                *([model_variable(), version_variable()] if models else [])]},
         "annotations": {
             "list": [
                 {
@@ -167,7 +194,8 @@ def dashboard(uid, title, description, panels, variable_job, tags, models=False)
                     "iconColor": "rgba(0, 211, 255, 1)",
                     "name": "Annotations & Alerts",
                     "type": "dashboard",
-                }
+                },
+                *([version_annotation()] if models else []),
             ]
         },
         "links": [
@@ -188,6 +216,8 @@ I = 'instance=~"$instance"'
 # The model selection, on every series with a `model` label (dashboards with a `model` variable).
 M = 'model=~"$model"'
 IM = f"{I}, {M}"
+# The version selection, on series with a `version` label (the same dashboards).
+V = 'version=~"$version"'
 
 
 def inference_api() -> dict:
@@ -297,9 +327,10 @@ def inference_api() -> dict:
               [target(f"sum by (class) (rate(inference_prediction_confidence_sum{{{IM}}}[$__rate_interval])) / sum by (class) (rate(inference_prediction_confidence_count{{{IM}}}[$__rate_interval]))", "{{class}}")],
               "percentunit", min=0.5, max=1),
         panel(16, "table", "Model version per replica",
-              "inference_model_info: which model version each replica has loaded.",
+              "inference_model_info: which model version each replica serves (of the selected "
+              "versions).",
               (0, 47, 8, 6),
-              [target(f"inference_model_info{{{IM}}}", format="table", instant=True, range=False)],
+              [target(f"inference_model_info{{{IM}, {V}}}", format="table", instant=True, range=False)],
               "none",
               transformations=[{"id": "organize", "options": {
                   "excludeByName": {"Time": True, "Value": True, "__name__": True, "job": True},
@@ -602,6 +633,32 @@ def model_quality() -> dict:
               [target(f"model:model_age_seconds:max{{{M}}}", "{{model}} age"),
                target(f"model:model_max_age_seconds:min{{{M}}}", "{{model}} limit", ref="B")],
               "s", min=0),
+        panel(17, "table", "Versions in the repository",
+              "Every version of the selected models in the repository, served or not (exporter): "
+              "when it was trained, the size of its model.onnx, and how many API replicas serve it "
+              "(empty: on disk only; an older version, or one the API refused: GET /models says "
+              "why). Each model serves its newest version that loads.",
+              (0, 58, 24, 8),
+              [target(f"model_version_trained_timestamp_seconds{{{M}, {V}}} * 1000",
+                      format="table", instant=True, range=False),
+               target(f'model_version_artifact_size_bytes{{{M}, {V}, artifact="model.onnx"}}',
+                      format="table", instant=True, range=False, ref="B"),
+               target(f"count by (model, version) (inference_model_info{{{IM}, {V}}})",
+                      format="table", instant=True, range=False, ref="C")],
+              "none",
+              transformations=[
+                  {"id": "merge", "options": {}},
+                  {"id": "organize", "options": {
+                      "excludeByName": {"Time": True, "__name__": True, "job": True, "instance": True,
+                                        "artifact": True},
+                      "indexByName": {"model": 0, "version": 1, "Value #A": 2, "Value #B": 3, "Value #C": 4},
+                      "renameByName": {"Value #A": "trained", "Value #B": "model.onnx",
+                                       "Value #C": "replicas serving"}}}],
+              fieldConfig={"defaults": {"unit": "none"}, "overrides": [
+                  {"matcher": {"id": "byName", "options": "Value #A"},
+                   "properties": [{"id": "unit", "value": "dateTimeAsIso"}]},
+                  {"matcher": {"id": "byName", "options": "Value #B"},
+                   "properties": [{"id": "unit", "value": "bytes"}]}]}),
     ]
     return dashboard(QUALITY_UID, "modelwatch / Model quality",
                      "Is the model still right? Input drift (PSI per feature against the training "

@@ -185,6 +185,11 @@ class StructuralChecksFail(unittest.TestCase):
         self.edit(self.API_DASH, r'"id": 8,', '"id": 7,')
         self.assertFailsWith("duplicate panel id")
 
+    def test_annotation_on_unknown_datasource(self):
+        self.edit(self.API_DASH, r'"uid": "prometheus"(\s*\},\s*"enable": true,\s*"hide": false)',
+                  r'"uid": "promethus"\1')
+        self.assertFailsWith("annotation 'Model version loaded': unknown datasource")
+
     def test_import_placeholder(self):
         self.edit(self.SYS_DASH, r'"uid": "prometheus"', '"uid": "${DS_PROMETHEUS}"')
         self.assertFailsWith("import placeholder")

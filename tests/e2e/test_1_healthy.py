@@ -13,7 +13,9 @@ Which expressions must return at least one series (the precise rule):
 - Prometheus alert rules: they must parse, but they fire only when something is wrong, so the
   part that must have data is the alert's `series_query` (the `<query>` of `<query> <op> <number>`,
   extracted by check.py); for alerts of another shape (`up == 0 or absent(up)`, `vector(1)`)
-  every metric they select must have at least one series.
+  every metric they select must have at least one series;
+- dashboard annotations mark events (another model version served), so every metric they
+  select must have at least one series.
 """
 
 from __future__ import annotations
@@ -52,9 +54,10 @@ def must_have_data(e: dict) -> list[str]:
     """The queries that must return at least one series for expression `e` (see module doc)."""
     if e["source"] == "recording_rule":
         return [e["promql"], e["name"]]
-    if e["source"] == "alert_rule":
-        if e.get("series_query"):
-            return [e["series_query"]]
+    if e["source"] == "alert_rule" and e.get("series_query"):
+        return [e["series_query"]]
+    if e["source"] in ("alert_rule", "dashboard_annotation"):
+        # Returns series only while its event happens: its inputs must exist.
         return [f"count({{__name__={json.dumps(m)}}})" for m in e.get("metrics") or []]
     return [e["promql"]]
 
