@@ -36,6 +36,9 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from harness import PromApi, wait_for  # noqa: E402  (the end-to-end test's helpers)
+
+sys.path.insert(0, str(ROOT / "scripts" / "monitoring"))
+from dashboards import PREDICT_ROUTE_MATCHER  # noqa: E402  (the prediction routes, as rules match them)
 PROJECT = os.environ.get("COMPOSE_TEST_PROJECT", "modelwatch-test")
 BUNDLE = ROOT / "models" / "breast-cancer"
 
@@ -211,16 +214,24 @@ class ComposeTest:
                 f"(manifest {wanted}); the same classes through the V2 protocol with binary tensors")
 
     def demo_traffic(self) -> str:
+        models = sorted(p.parent.name for p in (ROOT / "models").glob("*/model.json"))
+
         def seen():
-            api = PROMETHEUS.query('sum(inference_http_requests_total{job="inference-api",route="/predict"})')
+            api = PROMETHEUS.query(f'sum(inference_http_requests_total{{job="inference-api",{PREDICT_ROUTE_MATCHER}}})')
             gen = PROMETHEUS.query('sum(traffic_requests_total{job="traffic-gen"})')
             if not api or not gen or float(api[0]["value"][1]) <= 0 or float(gen[0]["value"][1]) <= 0:
                 raise Failed(f"api {api}, traffic-gen {gen}")
+            # The demo takes turns between every bundled model.
+            rows = PROMETHEUS.query('sum by (model) (inference_predictions_total{job="inference-api"}) > 0')
+            predicted = sorted(r["metric"]["model"] for r in rows)
+            if predicted != models:
+                raise Failed(f"models with predictions {predicted}, bundled {models}")
             return float(api[0]["value"][1]), float(gen[0]["value"][1])
 
         api, gen = wait_for("demo traffic in Prometheus", seen, 90, interval=2)
         self.timings["first_data"] = time.monotonic() - self.up_at
-        return f"API counted {api:.0f} /predict requests, traffic-gen sent {gen:.0f}"
+        return (f"API counted {api:.0f} prediction requests, traffic-gen sent {gen:.0f}; "
+                f"predictions from every bundled model ({', '.join(models)})")
 
     def exporter_host_root(self) -> str:
         result = wait_for("exporter's root filesystem series",
@@ -249,6 +260,62 @@ class ComposeTest:
                     f"{svc}: /app/models is {m['Type']} {m['Source']} rw={m['RW']}, want {wanted} read-only"
         return f"{wanted} read-only in the API, exporter and traffic-gen"
 
+    def new_version_served(self) -> str:
+        """A version written into the checkout's models/ (hidden, then renamed, as
+        scripts/train_model.py does) is served by the API and reported by the exporter with no
+        restart; removing it brings the previous version back."""
+        wine = ROOT / "models" / "wine"
+        version = wine / "1.0.1"
+        staging = wine / ".1.0.1.tmp"
+        assert not version.exists() and not staging.exists(), f"left over from another run: {version}"
+        started = {c["Id"]: c["State"]["StartedAt"] for svc in ("inference-api", "exporter")
+                   for c in self.containers(svc)}
+
+        def served() -> str | None:
+            models = requests.get(f"{API}/models", timeout=10).json()["models"]
+            versions = next(m for m in models if m["name"] == "wine")["versions"]
+            return next((v["version"] for v in versions if v["state"] == "ready"), None)
+
+        def reported(wanted: str):
+            def both():
+                api = PROMETHEUS.query(f'inference_model_info{{model="wine",version="{wanted}"}}')
+                exporter = PROMETHEUS.query(f'model_info{{job="exporter",model="wine",version="{wanted}"}}')
+                if not api or not exporter or served() != wanted:
+                    raise Failed(f"wine {wanted}: API info {api}, exporter info {exporter}, "
+                                 f"GET /models serves {served()}")
+                return True
+            return both
+
+        manifest = json.loads((wine / "model.json").read_text())
+        manifest["version"] = "1.0.1"
+        manifest["trained_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        written = time.monotonic()
+        try:
+            staging.mkdir(mode=0o755)
+            for name in ("model.onnx", "samples.csv"):
+                (staging / name).write_bytes((wine / name).read_bytes())
+            (staging / "model.json").write_text(json.dumps(manifest, indent=2) + "\n")
+            for f in staging.iterdir():
+                f.chmod(0o644)  # the containers' user reads it whatever the umask
+            staging.rename(version)
+            wait_for("wine 1.0.1 served and reported", reported("1.0.1"), 60, interval=1)
+            swap = time.monotonic() - written
+            r = requests.post(f"{API}/models/wine/versions/1.0.1/predict",
+                              json={"features": [1.0] * len(manifest["features"])}, timeout=10)
+            assert r.status_code == 200, f"pinned 1.0.1: {r.status_code} {r.text[:200]}"
+        finally:
+            for d in (staging, version):
+                if d.exists():
+                    for f in d.iterdir():
+                        f.unlink()
+                    d.rmdir()
+        wait_for("wine back on 1.0.0", reported("1.0.0"), 60, interval=1)
+        now = {c["Id"]: c["State"]["StartedAt"] for svc in ("inference-api", "exporter")
+               for c in self.containers(svc)}
+        assert now == started, f"containers restarted: {started} -> {now}"
+        return (f"wine 1.0.1 served (GET /models, inference_model_info) and reported by the exporter "
+                f"{swap:.1f} s after it was written; removed, 1.0.0 again; no container restarted")
+
     def scaled(self) -> str:
         self.run("up", "-d", "--no-build", "--no-recreate", "--scale", "inference-api=3", *self.services)
 
@@ -266,14 +333,14 @@ class ComposeTest:
         # The gateway spreads the demo traffic and the requests above over all three replicas.
         def all_serve():
             result = PROMETHEUS.query('sum by (instance) (increase(inference_http_requests_total'
-                            '{job="inference-api",route="/predict"}[1m]))')
+                            f'{{job="inference-api",{PREDICT_ROUTE_MATCHER}}}[1m]))')
             served = {s["metric"]["instance"]: float(s["value"][1]) for s in result}
             if len(served) != 3 or min(served.values()) <= 0:
-                raise Failed(f"/predict requests per replica over 1m: {served}")
+                raise Failed(f"prediction requests per replica over 1m: {served}")
             return served
 
         served = wait_for("every replica serving", all_serve, 120, interval=5)
-        return "3 targets up (" + ", ".join(instances) + "); /predict per replica over 1m: " + \
+        return "3 targets up (" + ", ".join(instances) + "); predictions per replica over 1m: " + \
             ", ".join(f"{v:.0f}" for v in served.values())
 
     @staticmethod
@@ -350,6 +417,8 @@ class ComposeTest:
                 self.check("exporter reports the host's root filesystem", self.exporter_host_root)
                 self.check("every container's log is bounded", self.logs_bounded)
                 self.check("models mounted read-only from the checkout", self.models_read_only)
+                self.check("a new model version is served and reported without a restart",
+                           self.new_version_served)
                 self.check("--scale inference-api=3: three targets, all served through :8000", self.scaled)
                 if not self.check("stopping one replica of three delivers InferenceApiReplicaLost by email and "
                                   "Slack", self.replica_lost):
