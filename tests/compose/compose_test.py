@@ -291,12 +291,14 @@ class ComposeTest:
         manifest["trained_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         written = time.monotonic()
         try:
-            staging.mkdir(mode=0o755)
+            staging.mkdir()
             for name in ("model.onnx", "samples.csv"):
                 (staging / name).write_bytes((wine / name).read_bytes())
             (staging / "model.json").write_text(json.dumps(manifest, indent=2) + "\n")
+            # The containers' user reads it whatever the umask.
+            staging.chmod(0o755)
             for f in staging.iterdir():
-                f.chmod(0o644)  # the containers' user reads it whatever the umask
+                f.chmod(0o644)
             staging.rename(version)
             wait_for("wine 1.0.1 served and reported", reported("1.0.1"), 60, interval=1)
             swap = time.monotonic() - written
