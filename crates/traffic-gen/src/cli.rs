@@ -164,24 +164,21 @@ impl RunArgs {
     /// What the run sends to: (model, its prediction route relative to the target, the bundle
     /// its bodies come from). One entry without --model: the API's default model at `predict`.
     pub fn targets(&self) -> Vec<(Option<String>, String, PathBuf)> {
-        if self.model.is_empty() {
-            let bundle = self
-                .bundle
+        let bundle = |model: &str| {
+            self.bundle
                 .clone()
-                .unwrap_or_else(|| self.models_dir.join(DEFAULT_MODEL));
-            return vec![(None, "predict".into(), bundle)];
+                .unwrap_or_else(|| self.models_dir.join(model))
+        };
+        if self.model.is_empty() {
+            return vec![(None, "predict".into(), bundle(DEFAULT_MODEL))];
         }
         self.model
             .iter()
             .map(|model| {
-                let bundle = match &self.bundle {
-                    Some(dir) => dir.clone(),
-                    None => self.models_dir.join(model),
-                };
                 (
                     Some(model.clone()),
                     format!("models/{model}/predict"),
-                    bundle,
+                    bundle(model),
                 )
             })
             .collect()
