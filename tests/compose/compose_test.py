@@ -35,7 +35,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from harness import PromApi, wait_for  # noqa: E402  (the end-to-end test's helpers)
+from harness import PromApi, wait_for, write_version  # noqa: E402  (the end-to-end test's helpers)
 
 sys.path.insert(0, str(ROOT / "scripts" / "monitoring"))
 from dashboards import PREDICT_ROUTE_MATCHER  # noqa: E402  (the prediction routes, as rules match them)
@@ -268,8 +268,12 @@ class ComposeTest:
         version = wine / "1.0.1"
         staging = wine / ".1.0.1.tmp"
         assert not version.exists() and not staging.exists(), f"left over from another run: {version}"
-        started = {c["Id"]: c["State"]["StartedAt"] for svc in ("inference-api", "exporter")
-                   for c in self.containers(svc)}
+
+        def started_at() -> dict[str, str]:
+            return {c["Id"]: c["State"]["StartedAt"] for svc in ("inference-api", "exporter")
+                    for c in self.containers(svc)}
+
+        started = started_at()
 
         def served() -> str | None:
             models = requests.get(f"{API}/models", timeout=10).json()["models"]
@@ -286,24 +290,14 @@ class ComposeTest:
                 return True
             return both
 
-        manifest = json.loads((wine / "model.json").read_text())
-        manifest["version"] = "1.0.1"
-        manifest["trained_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        features = len(json.loads((wine / "model.json").read_text())["features"])
         written = time.monotonic()
         try:
-            staging.mkdir()
-            for name in ("model.onnx", "samples.csv"):
-                (staging / name).write_bytes((wine / name).read_bytes())
-            (staging / "model.json").write_text(json.dumps(manifest, indent=2) + "\n")
-            # The containers' user reads it whatever the umask.
-            staging.chmod(0o755)
-            for f in staging.iterdir():
-                f.chmod(0o644)
-            staging.rename(version)
+            write_version(wine, "1.0.1")
             wait_for("wine 1.0.1 served and reported", reported("1.0.1"), 60, interval=1)
             swap = time.monotonic() - written
             r = requests.post(f"{API}/models/wine/versions/1.0.1/predict",
-                              json={"features": [1.0] * len(manifest["features"])}, timeout=10)
+                              json={"features": [1.0] * features}, timeout=10)
             assert r.status_code == 200, f"pinned 1.0.1: {r.status_code} {r.text[:200]}"
         finally:
             for d in (staging, version):
@@ -312,8 +306,7 @@ class ComposeTest:
                         f.unlink()
                     d.rmdir()
         wait_for("wine back on 1.0.0", reported("1.0.0"), 60, interval=1)
-        now = {c["Id"]: c["State"]["StartedAt"] for svc in ("inference-api", "exporter")
-               for c in self.containers(svc)}
+        now = started_at()
         assert now == started, f"containers restarted: {started} -> {now}"
         return (f"wine 1.0.1 served (GET /models, inference_model_info) and reported by the exporter "
                 f"{swap:.1f} s after it was written; removed, 1.0.0 again; no container restarted")

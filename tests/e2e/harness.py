@@ -11,6 +11,7 @@ inhibitions and templates are loaded as committed.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -391,6 +392,27 @@ def traffic_argv(api_port: int, metrics_port: int, scenario: str, rate: float, d
 def copy_bundle(dst: Path) -> Path:
     shutil.copytree(MODEL_DIR, dst)
     return dst
+
+
+def write_version(model_dir: Path, version: str) -> Path:
+    """Writes a new version of the model in `model_dir` (its own bundle's model file under a new
+    version and a training time of now: what scripts/train_model.py --trained-at now --version
+    writes, without its scikit-learn) the safe way: into a hidden folder, then renamed into
+    place in one step. Readable by any user (the containers' too), whatever the umask."""
+    doc = json.loads((model_dir / "model.json").read_text())
+    doc["version"] = version
+    doc["trained_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    staging = model_dir / f".{version}.tmp"
+    staging.mkdir()
+    for name in ("model.onnx", "samples.csv"):
+        shutil.copy(model_dir / name, staging / name)
+    (staging / "model.json").write_text(json.dumps(doc, indent=2) + "\n")
+    staging.chmod(0o755)
+    for f in staging.iterdir():
+        f.chmod(0o644)
+    final = model_dir / version
+    staging.rename(final)
+    return final
 
 
 # ---------------------------------------------------------------------- Prometheus / Alertmanager API

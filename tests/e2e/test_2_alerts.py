@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import re
 import subprocess
-import shutil
 import time
 import urllib.request
 
@@ -339,16 +338,8 @@ def test_a_new_version_resolves_model_stale_without_a_restart(stack):
     firing = wait_firing(stack, "ModelStale")
     pids = {name: stack.procs[name].pid for name in ("inference-api", "exporter")}
     assert served_version(stack) == "1.0.0"
-    doc = json.loads((stack.bundle / "model.json").read_text())
-    doc["version"] = "1.0.1"
-    doc["trained_at"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    staging = stack.bundle / ".1.0.1.tmp"
-    staging.mkdir()
-    for name in ("model.onnx", "samples.csv"):
-        shutil.copy(stack.bundle / name, staging / name)
-    (staging / "model.json").write_text(json.dumps(doc, indent=2))
     dropped = time.time()
-    staging.rename(stack.bundle / "1.0.1")  # complete, then in place in one step
+    harness.write_version(stack.bundle, "1.0.1")
     wait_for("the API to serve version 1.0.1", lambda: served_version(stack) == "1.0.1", 30, interval=0.2,
              detail=lambda: stack.diagnostics())
     served_after = time.time() - dropped
